@@ -1,0 +1,205 @@
+"""Multi-label theme classifier: embeddings + lemma TF-IDF, one calibrated regression per theme.
+
+- Each trained theme has a logistic regression on ``[embedding, lexical_weight * lemma_tfidf]`` and a
+  decision threshold tuned for F1 on the validation split.
+- Themes a team adds with only a handful of examples work at once through a prototype score: the
+  best cosine similarity between the text and the theme's examples, mapped to a probability by a
+  curve fitted on the default themes (so 0.5 means the same thing for both kinds of theme).
+- ``needs_review`` flags scores close to a threshold.
+- Evidence: the lemmas with the largest positive contribution, and the nearest labelled examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.base import NotFittedError, check_encoder, read_artifact, write_artifact
+from models.lexical import LemmaVectorizer
+
+__all__ = ["ThemeClassifier"]
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+def _best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    best_t, best_f1 = 0.5, -1.0
+    for t in np.arange(0.15, 0.86, 0.025):
+        pred = p >= t
+        tp = float(np.sum(pred & (y == 1)))
+        fp = float(np.sum(pred & (y == 0)))
+        fn = float(np.sum(~pred & (y == 1)))
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        if f1 > best_f1 + 1e-9:
+            best_t, best_f1 = float(t), f1
+    return best_t
+
+
+class ThemeClassifier:
+    def __init__(self, C: float = 4.0, lexical_weight: float = 1.0, review_margin: float = 0.12) -> None:
+        self.C = C
+        self.lexical_weight = lexical_weight
+        self.review_margin = review_margin
+
+    # -- features ----------------------------------------------------------------------------------
+    def _features(self, X_emb: np.ndarray, lemmas: Sequence[Sequence[str]]) -> np.ndarray:
+        lex = self.vectorizer_.transform(lemmas) * self.lexical_weight
+        return np.hstack([np.asarray(X_emb, dtype=np.float32), lex])
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def fit(
+        self,
+        X_emb: np.ndarray,
+        lemmas: Sequence[Sequence[str]],
+        Y: np.ndarray,
+        theme_ids: list[str],
+        *,
+        X_val: np.ndarray,
+        lemmas_val: Sequence[Sequence[str]],
+        Y_val: np.ndarray,
+        examples: dict[str, np.ndarray],
+        bank_texts: list[str] | None = None,
+        encoder_name: str | None = None,
+    ) -> ThemeClassifier:
+        """Fit one regression per theme, tune thresholds on validation, fit the prototype curve.
+
+        ``examples`` maps each theme id to the embeddings of its taxonomy example sentences.
+        ``bank_texts`` (aligned with ``X_emb``) are kept as nearest-example evidence.
+        """
+        from sklearn.linear_model import LogisticRegression
+
+        self.theme_ids_ = list(theme_ids)
+        self.vectorizer_ = LemmaVectorizer().fit(lemmas)
+        F, F_val = self._features(X_emb, lemmas), self._features(X_val, lemmas_val)
+        coef = np.zeros((len(theme_ids), F.shape[1]), dtype=np.float32)
+        intercept = np.zeros(len(theme_ids), dtype=np.float32)
+        thresholds = np.full(len(theme_ids), 0.5, dtype=np.float32)
+        for k in range(len(theme_ids)):
+            model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000)
+            model.fit(F, Y[:, k])
+            coef[k], intercept[k] = model.coef_[0], model.intercept_[0]
+            p_val = _sigmoid(F_val @ coef[k] + intercept[k])
+            thresholds[k] = _best_f1_threshold(Y_val[:, k], p_val)
+        self.coef_, self.intercept_, self.thresholds_ = coef, intercept, thresholds
+        self.encoder_ = encoder_name
+        self._fit_prototype_curve(X_val, Y_val, examples)
+        self.bank_ = np.asarray(X_emb, dtype=np.float16)
+        self.bank_labels_ = np.asarray(Y, dtype=np.uint8)
+        self.bank_texts_ = list(bank_texts) if bank_texts is not None else [""] * len(X_emb)
+        return self
+
+    def _fit_prototype_curve(self, X: np.ndarray, Y: np.ndarray, examples: dict[str, np.ndarray]) -> None:
+        """Map 'best cosine to a theme's examples' to a probability, pooled over the default themes."""
+        from sklearn.linear_model import LogisticRegression
+
+        sims, targets = [], []
+        for k, theme_id in enumerate(self.theme_ids_):
+            ex = examples.get(theme_id)
+            if ex is None or not len(ex):
+                continue
+            sims.append((X @ ex.T).max(axis=1))
+            targets.append(Y[:, k])
+        s, t = np.concatenate(sims), np.concatenate(targets)
+        model = LogisticRegression(C=10.0, class_weight="balanced").fit(s.reshape(-1, 1), t)
+        self.proto_a_, self.proto_b_ = float(model.coef_[0, 0]), float(model.intercept_[0])
+
+    # -- prediction --------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError(
+                "This ThemeClassifier instance is not fitted yet; call 'fit' or 'ThemeClassifier.load(dir)' first"
+            )
+
+    def predict_proba(self, X_emb: np.ndarray, lemmas: Sequence[Sequence[str]]) -> np.ndarray:
+        """(n, n_trained_themes) probabilities for the trained themes."""
+        self._check_fitted()
+        return _sigmoid(self._features(X_emb, lemmas) @ self.coef_.T + self.intercept_)
+
+    def prototype_proba(self, X_emb: np.ndarray, examples: np.ndarray) -> np.ndarray:
+        """Probability that each text belongs to a theme known only by its example embeddings."""
+        self._check_fitted()
+        if not len(examples):
+            return np.zeros(len(X_emb), dtype=np.float32)
+        best = (np.asarray(X_emb, dtype=np.float32) @ np.asarray(examples, dtype=np.float32).T).max(axis=1)
+        return _sigmoid(self.proto_a_ * best + self.proto_b_)
+
+    def needs_review(self, p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+        """True where any theme score is within ``review_margin`` of its threshold."""
+        return np.any(np.abs(p - thresholds) < self.review_margin, axis=1)
+
+    # -- explanations ------------------------------------------------------------------------------
+    def lemma_evidence(self, lemmas: Sequence[str], theme_index: int, top: int = 3) -> list[str]:
+        self._check_fitted()
+        n_emb = self.coef_.shape[1] - len(self.vectorizer_.terms_)
+        scored = []
+        for term in set(lemmas):
+            col = self.vectorizer_.vocabulary_.get(term)
+            if col is not None:
+                weight = float(self.coef_[theme_index, n_emb + col])
+                if weight > 0:
+                    scored.append((weight, term))
+        return [term for _, term in sorted(scored, reverse=True)[:top]]
+
+    def nearest_examples(self, x_emb: np.ndarray, theme_index: int, top: int = 2) -> list[str]:
+        self._check_fitted()
+        mask = self.bank_labels_[:, theme_index] == 1
+        if not mask.any():
+            return []
+        idx = np.flatnonzero(mask)
+        sims = self.bank_[idx].astype(np.float32) @ np.asarray(x_emb, dtype=np.float32)
+        order = idx[np.argsort(-sims)[:top]]
+        return [self.bank_texts_[i] for i in order if self.bank_texts_[i]]
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, directory: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
+        self._check_fitted()
+        return write_artifact(
+            directory,
+            config={
+                "component": "themes",
+                "C": self.C,
+                "lexical_weight": self.lexical_weight,
+                "review_margin": self.review_margin,
+                "theme_ids": self.theme_ids_,
+                "thresholds": [round(float(t), 4) for t in self.thresholds_],
+                "prototype_curve": [self.proto_a_, self.proto_b_],
+                "vocabulary": self.vectorizer_.terms_,
+                "bank_texts": self.bank_texts_,
+            },
+            arrays={
+                "coef": self.coef_.astype(np.float16),
+                "intercept": self.intercept_,
+                "idf": self.vectorizer_.idf_,
+                "bank": self.bank_,
+                "bank_labels": self.bank_labels_,
+            },
+            meta={"encoder": self.encoder_, **(meta or {})},
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path, *, encoder_name: str | None = None) -> ThemeClassifier:
+        config, arrays, meta = read_artifact(directory)
+        if encoder_name is not None:
+            check_encoder(meta.get("encoder"), encoder_name, str(directory))
+        clf = cls(C=config["C"], lexical_weight=config["lexical_weight"], review_margin=config["review_margin"])
+        clf.theme_ids_ = list(config["theme_ids"])
+        clf.thresholds_ = np.array(config["thresholds"], dtype=np.float32)
+        clf.proto_a_, clf.proto_b_ = (float(v) for v in config["prototype_curve"])
+        vec = LemmaVectorizer()
+        vec.terms_ = list(config["vocabulary"])
+        vec.vocabulary_ = {t: i for i, t in enumerate(vec.terms_)}
+        vec.idf_ = arrays["idf"].astype(np.float32)
+        clf.vectorizer_ = vec
+        clf.coef_ = arrays["coef"].astype(np.float32)
+        clf.intercept_ = arrays["intercept"].astype(np.float32)
+        clf.bank_ = arrays["bank"]
+        clf.bank_labels_ = arrays["bank_labels"]
+        clf.bank_texts_ = list(config["bank_texts"])
+        clf.encoder_ = meta.get("encoder")
+        clf.meta_ = meta
+        return clf

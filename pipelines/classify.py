@@ -1,0 +1,149 @@
+"""Classify stage: texts -> sentiment, themes with per-theme sentiment, sentence results, needs_review.
+
+preprocess (normalise, mask PII, split clauses, lemmas) -> _forward (embed every clause of the batch
+in one call, heads as matrix products) -> postprocess (thresholds, per-theme sentiment, evidence).
+A comment's embedding is the length-weighted mean of its clause embeddings, so each clause is
+encoded once and serves both the sentence and the comment level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.bundle import ModelBundle
+from models.tokenizer import JapaneseTokenizer
+from pipelines.normalize import normalize_text
+from pipelines.pii import mask_pii
+from pipelines.records import SENTIMENT_LABELS, SentenceResult, TextResult, ThemeHit
+from pipelines.tokenization import split_clauses
+
+__all__ = ["Prepared", "classify_texts", "comment_embeddings", "prepare"]
+
+_SENTIMENT_REVIEW = 0.5  # a comment whose top sentiment probability is below this needs review
+
+
+@dataclass
+class Prepared:
+    text: str  # normalised, PII-masked
+    clauses: list[str]
+    clause_lemmas: list[list[str]]
+
+    @property
+    def lemmas(self) -> list[str]:
+        return [lemma for lemmas in self.clause_lemmas for lemma in lemmas]
+
+
+def prepare(raw: str, tokenizer: JapaneseTokenizer) -> Prepared:
+    text = mask_pii(normalize_text(raw))
+    clauses = split_clauses(text, tokenizer) or ([text] if text else [])
+    return Prepared(text, clauses, [tokenizer.lemmas(c) for c in clauses])
+
+
+def comment_embeddings(clause_emb: np.ndarray, prepared: Sequence[Prepared]) -> np.ndarray:
+    """Length-weighted mean of each comment's clause embeddings, re-normalised."""
+    out = np.zeros((len(prepared), clause_emb.shape[1]), dtype=np.float32)
+    pos = 0
+    for i, item in enumerate(prepared):
+        n = len(item.clauses)
+        if n:
+            weights = np.array([max(len(c), 1) for c in item.clauses], dtype=np.float32)
+            vec = (clause_emb[pos : pos + n] * weights[:, None]).sum(axis=0)
+            out[i] = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        pos += n
+    return out
+
+
+def _theme_scores(
+    bundle: ModelBundle, emb: np.ndarray, lemmas: Sequence[Sequence[str]]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Scores for every theme of the taxonomy: trained themes by the head, others by prototypes.
+
+    A merged theme takes the best score of itself and the themes merged into it (its aliases).
+    """
+    trained = bundle.themes.predict_proba(emb, lemmas) if len(emb) else np.zeros((0, 0))
+    index = {tid: k for k, tid in enumerate(bundle.themes.theme_ids_)}
+    ids, cols, thresholds = [], [], []
+    for theme in bundle.taxonomy.themes:
+        sources = [tid for tid in (theme.id, *theme.aliases) if tid in index]
+        if sources:
+            col = np.max(np.stack([trained[:, index[s]] for s in sources], axis=1), axis=1)
+            thr = min(float(bundle.themes.thresholds_[index[s]]) for s in sources)
+        else:
+            col = bundle.themes.prototype_proba(emb, bundle.prototypes(theme.id))
+            thr = 0.5
+        ids.append(theme.id)
+        cols.append(col)
+        thresholds.append(thr)
+    matrix = np.stack(cols, axis=1) if cols else np.zeros((len(emb), 0))
+    return ids, matrix, np.array(thresholds, dtype=np.float32)
+
+
+def classify_texts(texts: Sequence[str], bundle: ModelBundle, *, explain: bool = True) -> list[TextResult]:
+    """Classify a batch of raw texts; the output is in input order. A request is a batch of one."""
+    prepared = [prepare(t, bundle.tokenizer) for t in texts]
+    all_clauses = [c for p in prepared for c in p.clauses]
+    clause_emb = bundle.encoder.encode(all_clauses) if all_clauses else np.zeros((0, bundle.encoder.dim))
+    comment_emb = comment_embeddings(clause_emb, prepared)
+
+    clause_sent = bundle.sentiment.predict_proba(clause_emb) if len(clause_emb) else np.zeros((0, 3))
+    comment_sent = bundle.sentiment.predict_proba(comment_emb) if len(comment_emb) else np.zeros((0, 3))
+    ids, comment_p, thresholds = _theme_scores(bundle, comment_emb, [p.lemmas for p in prepared])
+    clause_lemmas = [lemmas for p in prepared for lemmas in p.clause_lemmas]
+    _, clause_p, _ = _theme_scores(bundle, clause_emb, clause_lemmas)
+    review = bundle.themes.needs_review(comment_p, thresholds) if len(comment_p) else np.zeros(0, bool)
+    labels = bundle.sentiment.labels_
+    head_index = {tid: k for k, tid in enumerate(bundle.themes.theme_ids_)}
+
+    results: list[TextResult] = []
+    pos = 0
+    for i, item in enumerate(prepared):
+        n = len(item.clauses)
+        if not item.text:
+            results.append(TextResult(text="", sentiment="neutral", scores=_neutral_scores()))
+            continue
+        c_sent, c_p = clause_sent[pos : pos + n], clause_p[pos : pos + n]
+        hits: list[ThemeHit] = []
+        sentences = [
+            SentenceResult(
+                text=item.clauses[j],
+                sentiment=labels[int(c_sent[j].argmax())],
+                scores={lab: float(c_sent[j, k]) for k, lab in enumerate(labels)},
+            )
+            for j in range(n)
+        ]
+        for k, theme_id in enumerate(ids):
+            if comment_p[i, k] < thresholds[k]:
+                continue
+            theme = bundle.taxonomy.get(theme_id)
+            where = np.flatnonzero(c_p[:, k] >= thresholds[k])
+            if not len(where):
+                where = np.array([int(c_p[:, k].argmax())])
+            sent = labels[int(c_sent[where].mean(axis=0).argmax())]
+            evidence: list[str] = []
+            if explain and theme_id in head_index:
+                evidence = bundle.themes.lemma_evidence(item.lemmas, head_index[theme_id])
+            hit = ThemeHit(theme_id, theme.name, float(comment_p[i, k]), sent, evidence)
+            hits.append(hit)
+            for j in where:
+                sentences[int(j)].themes.append(hit)
+        hits.sort(key=lambda h: -h.score)
+        scores = {lab: float(comment_sent[i, k]) for k, lab in enumerate(labels)}
+        results.append(
+            TextResult(
+                text=item.text,
+                sentiment=labels[int(comment_sent[i].argmax())],
+                scores=scores,
+                themes=hits,
+                sentences=sentences,
+                needs_review=bool(review[i]) or max(scores.values()) < _SENTIMENT_REVIEW,
+            )
+        )
+        pos += n
+    return results
+
+
+def _neutral_scores() -> dict[str, float]:
+    return {label: (1.0 if label == "neutral" else 0.0) for label in SENTIMENT_LABELS}

@@ -1,0 +1,123 @@
+"""The runner: ingest -> normalize/tokenize/embed/classify (in chunks) -> aggregate -> report.
+
+Rows stream through in chunks: each chunk's answers are classified as one batch, written to
+``rows.csv`` at once, and only a compact ``AnalyzedRow`` is kept for aggregation, so memory grows
+with the number of distinct results, not with the file. The same stage functions serve the API and
+the workers (a request is a chunk of one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from models.bundle import ModelBundle
+from pipelines.aggregate import build_summary
+from pipelines.classify import classify_texts
+from pipelines.errors import RowIssue
+from pipelines.exports import RowsWriter, write_errors
+from pipelines.ingest import read_survey
+from pipelines.nps import group_of
+from pipelines.records import AnalyzedRow, IngestInfo, MetricName, SurveyKind, SurveyRow, TextResult
+
+__all__ = ["AnalyzeOptions", "analyze_file", "classify_rows"]
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class AnalyzeOptions:
+    encoding: str | None = None
+    kind: SurveyKind = "survey"
+    metric: MetricName = "nps"
+    mapping: dict[str, Any] | None = None
+    max_bytes: int = 2 * 1024**3
+    chunk_size: int = 256
+    min_count: int = 5
+    bootstrap: int = 2000
+    seed: int = 0
+    report: bool = True
+
+
+def _chunks(rows: Iterable[SurveyRow], size: int) -> Iterator[list[SurveyRow]]:
+    it = iter(rows)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def classify_rows(rows: list[SurveyRow], bundle: ModelBundle) -> list[dict[str, TextResult]]:
+    """Classify every answered question of every row in one batch; one dict per row."""
+    keys = [(i, q) for i, row in enumerate(rows) for q in row.texts]
+    results = classify_texts([rows[i].texts[q] for i, q in keys], bundle)
+    out: list[dict[str, TextResult]] = [{} for _ in rows]
+    for (i, q), res in zip(keys, results, strict=True):
+        out[i][q] = res
+    return out
+
+
+def analyze_file(
+    path: str | Path,
+    out_dir: str | Path,
+    bundle: ModelBundle,
+    options: AnalyzeOptions | None = None,
+    *,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Analyse one export file and write summary.json, rows.csv, errors.csv and report.html."""
+    opts = options or AnalyzeOptions()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    info, rows = read_survey(
+        path, encoding=opts.encoding, kind=opts.kind, metric=opts.metric, mapping=opts.mapping, max_bytes=opts.max_bytes
+    )
+    analyzed, issues = _process(rows, info, bundle, out, opts, progress)
+    write_errors(out / "errors.csv", issues)
+    summary = build_summary(
+        analyzed,
+        info,
+        [t.to_dict() for t in bundle.taxonomy.themes],
+        model_info=bundle.info(),
+        min_count=opts.min_count,
+        seed=opts.seed,
+        bootstrap=opts.bootstrap,
+    )
+    summary.setdefault("issues", {})
+    summary["issues"] = {"count": len(issues), "file": "errors.csv"}
+    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    if opts.report:
+        from pipelines.report import render_report
+
+        render_report(summary, out / "report.html")
+    return summary
+
+
+def _process(
+    rows: Iterable[SurveyRow],
+    info: IngestInfo,
+    bundle: ModelBundle,
+    out: Path,
+    opts: AnalyzeOptions,
+    progress: ProgressFn | None,
+) -> tuple[list[AnalyzedRow], list[RowIssue]]:
+    scored = opts.kind == "survey"
+    writer = RowsWriter(out / "rows.csv", info.columns, info.mapping.texts, group_column=scored)
+    analyzed: list[AnalyzedRow] = []
+    issues: list[RowIssue] = []
+    try:
+        for chunk in _chunks(rows, opts.chunk_size):
+            for row, answers in zip(chunk, classify_rows(chunk, bundle), strict=True):
+                group = group_of(row.score, opts.metric) if scored and row.score is not None else None
+                writer.write(row, answers, group)
+                issues.extend(row.issues)
+                analyzed.append(
+                    AnalyzedRow(row.row, row.score, row.date, row.segments, answers, has_error=bool(row.issues))
+                )
+            if progress:
+                progress(len(chunk))
+    finally:
+        writer.close()
+    return analyzed, issues

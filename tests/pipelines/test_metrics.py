@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+
+from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
+
+
+def test_classification_report_by_hand() -> None:
+    # positive: tp=2 fp=1 fn=0 -> P 2/3 R 1 F1 0.8; negative: tp=1 fp=0 fn=1 -> F1 2/3; neutral tp=1 fp=0 fn=0 -> 1
+    y = ["positive", "positive", "negative", "negative", "neutral"]
+    p = ["positive", "positive", "positive", "negative", "neutral"]
+    r = classification_report(y, p, ["negative", "neutral", "positive"])
+    assert r["accuracy"] == pytest.approx(0.8)
+    assert r["macro_f1"] == pytest.approx((0.8 + 2 / 3 + 1.0) / 3)
+
+
+def test_multilabel_micro_macro_by_hand() -> None:
+    Y = np.array([[1, 0], [1, 1], [0, 1]])
+    P = np.array([[1, 1], [0, 1], [0, 1]])
+    # label a: tp1 fn1 -> F1 2/3; label b: tp2 fp1 -> F1 0.8; micro: tp3 fp1 fn1 -> 0.75
+    r = multilabel_report(Y, P, ["a", "b"])
+    assert r["micro_f1"] == pytest.approx(0.75)
+    assert r["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_ece_by_hand() -> None:
+    # two predictions at confidence 0.9 (one right) and one at 0.6 (right):
+    # bin(0.867,0.933]: |0.9-0.5|*2/3 ; bin(0.533,0.6]: |0.6-1|*1/3 -> 0.2667+0.1333 = 0.4
+    proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4]])
+    assert expected_calibration_error(proba, np.array([0, 1, 0])) == pytest.approx(0.4)
