@@ -10,7 +10,7 @@ from code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -37,7 +37,7 @@ class SentimentHead:
     class_weight : "balanced" or None.
     """
 
-    _parameter_constraints: dict[str, tuple[object, ...]] = {"class_weight": ("balanced", None)}
+    _parameter_constraints: ClassVar[dict[str, tuple[object, ...]]] = {"class_weight": ("balanced", None)}
 
     def __init__(self, C: float = 2.0, class_weight: str | None = "balanced") -> None:
         self.C = C

@@ -28,6 +28,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    if not np.any(y == 1):
+        return 0.5  # nothing to tune on: keep the calibrated midpoint
     best_t, best_f1 = 0.5, -1.0
     for t in np.arange(0.15, 0.86, 0.025):
         pred = p >= t
@@ -80,6 +82,9 @@ class ThemeClassifier:
         intercept = np.zeros(len(theme_ids), dtype=np.float32)
         thresholds = np.full(len(theme_ids), 0.5, dtype=np.float32)
         for k in range(len(theme_ids)):
+            if len(np.unique(Y[:, k])) < 2:
+                intercept[k] = -10.0  # no positive (or no negative) example: the theme never fires
+                continue
             model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000)
             model.fit(F, Y[:, k])
             coef[k], intercept[k] = model.coef_[0], model.intercept_[0]
@@ -105,6 +110,9 @@ class ThemeClassifier:
             sims.append((X @ ex.T).max(axis=1))
             targets.append(Y[:, k])
         s, t = np.concatenate(sims), np.concatenate(targets)
+        if len(np.unique(t)) < 2:
+            self.proto_a_, self.proto_b_ = 20.0, -17.0  # fallback: probability 0.5 at cosine 0.85
+            return
         model = LogisticRegression(C=10.0, class_weight="balanced").fit(s.reshape(-1, 1), t)
         self.proto_a_, self.proto_b_ = float(model.coef_[0, 0]), float(model.intercept_[0])
 

@@ -133,7 +133,7 @@ def corpus_stats(items: list[CorpusItem]) -> dict[str, object]:
     themes: Counter[str] = Counter()
     theme_sent: Counter[str] = Counter()
     for it in items:
-        themes.update(it.themes)
+        themes.update(it.themes.keys())
         theme_sent.update(f"{k}:{v}" for k, v in it.themes.items())
     lengths = np.array([len(it.text) for it in items])
     return {

@@ -44,5 +44,5 @@ def test_invalid_themes_are_refused() -> None:
 def test_broken_yaml_names_the_file(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("themes: [", encoding="utf-8")
-    with pytest.raises(ConfigError, match="bad.yaml"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
         load_taxonomy(bad)

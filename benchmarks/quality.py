@@ -1,0 +1,179 @@
+"""Model quality on the project's test split and on real Japanese text the project did not write.
+
+    python benchmarks/quality.py [--cache-dir .koe-cache] [--json out.json] [--no-peers]
+
+Prints one table: sentiment accuracy / macro-F1 / ECE on the corpus test split (comments and
+sentences), on JRTE train+dev (hotel reviews; never trained on) and on the held-out chABSA
+documents; theme micro/macro-F1 and per-theme F1 on the test split; per-theme sentiment accuracy;
+and, where they install, the dictionary-based peers asari, oseti and pymlask on the same texts.
+Every figure goes through the full ``classify_texts`` path a user gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.bundle import ModelBundle, load_bundle
+from models.encoders.base import Encoder, Prefix
+from pipelines.classify import classify_texts
+from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
+from pipelines.records import SENTIMENT_LABELS
+from pipelines.train.corpus import load_corpus
+from pipelines.train.embedding_cache import CachedEmbedder
+from pipelines.train.external import load_chabsa, load_jrte
+
+LABELS = list(SENTIMENT_LABELS)
+
+
+class DiskCachedEncoder(Encoder):
+    """Wraps an encoder with the training disk cache so repeated benchmark runs are fast."""
+
+    def __init__(self, inner: Encoder, cache_dir: str) -> None:
+        super().__init__(batch_size=256, cache_size=0)
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self._disk = CachedEmbedder(inner, cache_dir, progress=False)
+
+    def _encode_batch(self, texts: list[str], prefix: Prefix) -> np.ndarray:
+        return self._disk.encode(texts)
+
+
+def sentiment_eval(bundle: ModelBundle, texts: Sequence[str], gold: Sequence[str]) -> dict[str, float]:
+    results = classify_texts(list(texts), bundle, explain=False)
+    pred = [r.sentiment for r in results]
+    proba = np.array([[r.scores[lab] for lab in LABELS] for r in results])
+    rep = classification_report(gold, pred, LABELS)
+    ece = expected_calibration_error(proba, np.array([LABELS.index(g) for g in gold]))
+    return {"n": len(gold), "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "ece": ece}  # type: ignore[dict-item]
+
+
+def peer_predictors() -> dict[str, Callable[[str], str] | str]:
+    """Dictionary-based Japanese sentiment tools, each mapped to positive/neutral/negative."""
+    peers: dict[str, Callable[[str], str] | str] = {}
+    try:
+        import ipadic
+        import oseti
+
+        analyzer = oseti.Analyzer(mecab_args=f"-r /dev/null -d {ipadic.DICDIR}")
+
+        def oseti_label(text: str) -> str:
+            s = sum(analyzer.analyze(text) or [0])
+            return "positive" if s > 0 else "negative" if s < 0 else "neutral"
+
+        oseti_label("テスト")
+        peers["oseti"] = oseti_label
+    except Exception as exc:  # a peer that does not install or run is reported, not fatal
+        peers["oseti"] = f"not available ({type(exc).__name__}: {str(exc)[:60]})"
+    try:
+        import ipadic
+        from mlask import MLAsk
+
+        mlask = MLAsk(f"-r /dev/null -d {ipadic.DICDIR}")
+
+        def mlask_label(text: str) -> str:
+            res = mlask.analyze(text)
+            orient = (res or {}).get("orientation")
+            return {"POSITIVE": "positive", "NEGATIVE": "negative"}.get(str(orient), "neutral")
+
+        mlask_label("テスト")
+        peers["pymlask"] = mlask_label
+    except Exception as exc:
+        peers["pymlask"] = f"not available ({type(exc).__name__}: {str(exc)[:60]})"
+    try:
+        from asari.api import Sonar
+
+        sonar = Sonar()
+
+        def asari_label(text: str) -> str:
+            res = sonar.ping(text=text)
+            return "positive" if res["top_class"] == "positive" else "negative"
+
+        asari_label("テスト")
+        peers["asari"] = asari_label
+    except Exception as exc:
+        peers["asari"] = f"not available ({type(exc).__name__}: {str(exc)[:60]})"
+    return peers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--artifacts", default=None)
+    ap.add_argument("--cache-dir", default=".koe-cache")
+    ap.add_argument("--json", default=None, help="also write the figures as JSON")
+    ap.add_argument("--no-peers", action="store_true")
+    args = ap.parse_args(argv)
+
+    bundle = load_bundle(args.artifacts)
+    bundle.encoder = DiskCachedEncoder(bundle.encoder, args.cache_dir)
+    items = load_corpus()
+    test = [it for it in items if it.split == "test"]
+    sets: dict[str, tuple[list[str], list[str]]] = {
+        "corpus test (comments)": ([it.text for it in test], [it.sentiment for it in test]),
+        "corpus test (sentences)": ([s for it in test for s, _ in it.sentences], [lab for it in test for _, lab in it.sentences]),
+    }
+    try:
+        jrte = load_jrte()
+        sets["JRTE train+dev (not trained on)"] = ([t for t, _ in jrte], [lab for _, lab in jrte])
+        chabsa = load_chabsa(split="heldout")
+        sets["chABSA held-out docs"] = ([t for t, _ in chabsa], [lab for _, lab in chabsa])
+    except FileNotFoundError:
+        print("shared/data not found: JRTE and chABSA rows skipped", file=sys.stderr)
+
+    figures: dict[str, object] = {"sentiment": {}, "peers": {}}
+    print("\n## Sentiment (positive / neutral / negative)\n")
+    print("| set | n | accuracy | macro-F1 | ECE |\n|---|---:|---:|---:|---:|")
+    for name, (texts, gold) in sets.items():
+        r = sentiment_eval(bundle, texts, gold)
+        figures["sentiment"][name] = r  # type: ignore[index]
+        print(f"| {name} | {r['n']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['ece']:.3f} |")
+
+    results = classify_texts([it.text for it in test], bundle, explain=False)
+    ids = bundle.taxonomy.ids
+    Y = np.array([[t in it.themes for t in ids] for it in test])
+    P = np.array([[t in r.theme_ids() for t in ids] for r in results])
+    rep = multilabel_report(Y, P, ids)
+    agree = total = 0
+    for it, r in zip(test, results, strict=True):
+        for hit in r.themes:
+            if hit.id in it.themes:
+                total += 1
+                agree += hit.sentiment == it.themes[hit.id]
+    figures["themes"] = {"micro_f1": rep["micro_f1"], "macro_f1": rep["macro_f1"], "per_theme": rep["per_label"],
+                         "theme_sentiment_accuracy": agree / total if total else None, "n": len(test)}
+    print(f"\n## Themes on the corpus test split (n={len(test)} comments)\n")
+    print(f"micro-F1 {rep['micro_f1']:.3f}, macro-F1 {rep['macro_f1']:.3f}, "
+          f"per-theme sentiment accuracy on correctly found themes {agree / max(total, 1):.3f} (n={total})\n")
+    print("| theme | F1 | precision | recall | support |\n|---|---:|---:|---:|---:|")
+    for t in ids:
+        v = rep["per_label"][t]  # type: ignore[index]
+        print(f"| {t} ({bundle.taxonomy.get(t).name}) | {v['f1']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['support']} |")
+
+    if not args.no_peers:
+        print("\n## Dictionary-based peers on the same texts (macro-F1)\n")
+        peers = peer_predictors()
+        print("| peer | " + " | ".join(sets) + " |\n|---|" + "---:|" * len(sets))
+        for peer, fn in peers.items():
+            if isinstance(fn, str):
+                print(f"| {peer} | {fn} |")
+                figures["peers"][peer] = fn  # type: ignore[index]
+                continue
+            row = []
+            for name, (texts, gold) in sets.items():
+                rep_p = classification_report(gold, [fn(t) for t in texts], LABELS)
+                row.append(f"{rep_p['macro_f1']:.3f}")
+                figures["peers"].setdefault(peer, {})[name] = rep_p["macro_f1"]  # type: ignore[union-attr]
+            print(f"| {peer} | " + " | ".join(row) + " |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, ensure_ascii=False, indent=2, default=float), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

