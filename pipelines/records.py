@@ -79,7 +79,7 @@ class SurveyRow:
     issues: list[RowIssue] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ThemeHit:
     id: str
     label: str  # Japanese display name
@@ -97,7 +97,7 @@ class ThemeHit:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class SentenceResult:
     text: str
     sentiment: str
@@ -105,7 +105,7 @@ class SentenceResult:
     themes: list[ThemeHit] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class TextResult:
     """Classification of one free-text answer."""
 
@@ -122,7 +122,10 @@ class TextResult:
     def to_dict(self) -> dict[str, object]:
         return {
             "text": self.text,
-            "sentiment": {"label": self.sentiment, "scores": {k: round(v, 4) for k, v in self.scores.items()}},
+            "sentiment": {
+                "label": self.sentiment,
+                "scores": {k: round(v, 4) for k, v in self.scores.items()},
+            },
             "themes": [t.to_dict() for t in self.themes],
             "needs_review": self.needs_review,
             "sentences": [
@@ -136,7 +139,7 @@ class TextResult:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class AnalyzedRow:
     """The compact per-row record aggregation works on (kept in memory for the whole file)."""
 

@@ -22,7 +22,7 @@ from pipelines.errors import RowIssue
 from pipelines.exports import RowsWriter, write_errors
 from pipelines.ingest import read_survey
 from pipelines.nps import group_of
-from pipelines.records import AnalyzedRow, IngestInfo, MetricName, SurveyKind, SurveyRow, TextResult
+from pipelines.records import AnalyzedRow, IngestInfo, MetricName, SurveyKind, SurveyRow, TextResult, ThemeHit
 
 __all__ = ["AnalyzeOptions", "analyze_file", "classify_rows"]
 
@@ -59,6 +59,16 @@ def classify_rows(rows: list[SurveyRow], bundle: ModelBundle) -> list[dict[str, 
     return out
 
 
+def _compact(result: TextResult, texts: dict[str, str]) -> TextResult:
+    """What aggregation needs of a result: masked text, sentiment and theme hits (no sentences, no evidence).
+
+    rows.csv already holds the full result, so the in-memory copy can drop the rest.
+    """
+    text = texts.setdefault(result.text, result.text)
+    hits = [ThemeHit(h.id, h.label, h.score, h.sentiment) for h in result.themes]
+    return TextResult(text, result.sentiment, result.scores, hits, [], result.needs_review)
+
+
 def analyze_file(
     path: str | Path,
     out_dir: str | Path,
@@ -72,7 +82,12 @@ def analyze_file(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     info, rows = read_survey(
-        path, encoding=opts.encoding, kind=opts.kind, metric=opts.metric, mapping=opts.mapping, max_bytes=opts.max_bytes
+        path,
+        encoding=opts.encoding,
+        kind=opts.kind,
+        metric=opts.metric,
+        mapping=opts.mapping,
+        max_bytes=opts.max_bytes,
     )
     analyzed, issues = _process(rows, info, bundle, out, opts, progress)
     write_errors(out / "errors.csv", issues)
@@ -107,14 +122,18 @@ def _process(
     writer = RowsWriter(out / "rows.csv", info.columns, info.mapping.texts, group_column=scored)
     analyzed: list[AnalyzedRow] = []
     issues: list[RowIssue] = []
+    texts: dict[str, str] = {}  # one string object per distinct answer (特になし x 10,000 is one string)
     try:
         for chunk in _chunks(rows, opts.chunk_size):
             for row, answers in zip(chunk, classify_rows(chunk, bundle), strict=True):
                 group = group_of(row.score, opts.metric) if scored and row.score is not None else None
                 writer.write(row, answers, group)
                 issues.extend(row.issues)
+                compact = {q: _compact(res, texts) for q, res in answers.items()}
                 analyzed.append(
-                    AnalyzedRow(row.row, row.score, row.date, row.segments, answers, has_error=bool(row.issues))
+                    AnalyzedRow(
+                        row.row, row.score, row.date, row.segments, compact, has_error=bool(row.issues)
+                    )
                 )
             if progress:
                 progress(len(chunk))

@@ -33,7 +33,10 @@ class SentenceTransformerEncoder(Encoder):
         self.device = device
         self.name = f"st:{model_name_or_path}"
         self._model: Any = None
-        self.dim = self._get_model().get_sentence_embedding_dimension()
+        model = self._get_model()
+        # sentence-transformers 6 renamed the method; older releases only have the old name.
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
 
     def _get_model(self) -> Any:
         if self._model is None:
