@@ -37,17 +37,25 @@ def make_export(path: Path, n_rows: int, seed: int = 0) -> None:
         w = csv.writer(fh)
         w.writerow(["回答ID", "回答日時", "推奨度", "プラン", "チャネル", "地域", "理由", "改善してほしい点"])
         for i in range(n_rows):
+
             def answer() -> str:
                 if rng.random() < 0.15:
                     return rng.choice(STOCK)
                 return "".join(rng.choice(sentences) for _ in range(rng.choice([1, 1, 2])))
 
             when = start + timedelta(minutes=rng.randrange(8 * 7 * 24 * 60))
-            w.writerow([
-                f"R{i:07d}", when.strftime("%Y/%m/%d %H:%M"), rng.choice(range(11)),
-                rng.choice(["ライト", "スタンダード", "プレミアム"]), rng.choice(["web", "店舗", "電話", "アプリ"]),
-                rng.choice(["北海道", "関東", "関西", "九州"]), answer(), answer() if rng.random() < 0.4 else "",
-            ])
+            w.writerow(
+                [
+                    f"R{i:07d}",
+                    when.strftime("%Y/%m/%d %H:%M"),
+                    rng.choice(range(11)),
+                    rng.choice(["ライト", "スタンダード", "プレミアム"]),
+                    rng.choice(["web", "店舗", "電話", "アプリ"]),
+                    rng.choice(["北海道", "関東", "関西", "九州"]),
+                    answer(),
+                    answer() if rng.random() < 0.4 else "",
+                ]
+            )
 
 
 def run_one(path: Path, out: Path) -> None:
@@ -82,7 +90,9 @@ def main() -> int:
             make_export(path, n)
         proc = subprocess.run(
             [sys.executable, __file__, "--child", str(path), str(args.workdir / f"out_{n}")],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
         _, rows, load_s, run_s, peak = line.split()

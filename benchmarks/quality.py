@@ -116,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     test = [it for it in items if it.split == "test"]
     sets: dict[str, tuple[list[str], list[str]]] = {
         "corpus test (comments)": ([it.text for it in test], [it.sentiment for it in test]),
-        "corpus test (sentences)": ([s for it in test for s, _ in it.sentences], [lab for it in test for _, lab in it.sentences]),
+        "corpus test (sentences)": (
+            [s for it in test for s, _ in it.sentences],
+            [lab for it in test for _, lab in it.sentences],
+        ),
     }
     try:
         jrte = load_jrte()
@@ -145,15 +148,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             if hit.id in it.themes:
                 total += 1
                 agree += hit.sentiment == it.themes[hit.id]
-    figures["themes"] = {"micro_f1": rep["micro_f1"], "macro_f1": rep["macro_f1"], "per_theme": rep["per_label"],
-                         "theme_sentiment_accuracy": agree / total if total else None, "n": len(test)}
+    figures["themes"] = {
+        "micro_f1": rep["micro_f1"],
+        "macro_f1": rep["macro_f1"],
+        "per_theme": rep["per_label"],
+        "theme_sentiment_accuracy": agree / total if total else None,
+        "n": len(test),
+    }
     print(f"\n## Themes on the corpus test split (n={len(test)} comments)\n")
-    print(f"micro-F1 {rep['micro_f1']:.3f}, macro-F1 {rep['macro_f1']:.3f}, "
-          f"per-theme sentiment accuracy on correctly found themes {agree / max(total, 1):.3f} (n={total})\n")
+    print(
+        f"micro-F1 {rep['micro_f1']:.3f}, macro-F1 {rep['macro_f1']:.3f}, "
+        f"per-theme sentiment accuracy on correctly found themes {agree / max(total, 1):.3f} (n={total})\n"
+    )
     print("| theme | F1 | precision | recall | support |\n|---|---:|---:|---:|---:|")
     for t in ids:
         v = rep["per_label"][t]  # type: ignore[index]
-        print(f"| {t} ({bundle.taxonomy.get(t).name}) | {v['f1']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['support']} |")
+        print(
+            f"| {t} ({bundle.taxonomy.get(t).name}) | {v['f1']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['support']} |"
+        )
 
     if not args.no_peers:
         print("\n## Dictionary-based peers on the same texts (macro-F1)\n")
@@ -171,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 figures["peers"].setdefault(peer, {})[name] = rep_p["macro_f1"]  # type: ignore[union-attr]
             print(f"| {peer} | " + " | ".join(row) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, ensure_ascii=False, indent=2, default=float), encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps(figures, ensure_ascii=False, indent=2, default=float), encoding="utf-8"
+        )
     return 0
 
 

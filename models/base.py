@@ -87,7 +87,9 @@ def read_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
             file=str(path),
         ) from exc
     except (ValueError, json.JSONDecodeError) as exc:
-        raise ModelError(f"model artifact is corrupt ({exc}); rebuild it with `koe train`", file=str(path)) from exc
+        raise ModelError(
+            f"model artifact is corrupt ({exc}); rebuild it with `koe train`", file=str(path)
+        ) from exc
     saved = meta.get("versions", {})
     now = library_versions()
     changed = {k: (saved[k], now[k]) for k in _COMPARED if k in saved and k in now and saved[k] != now[k]}

@@ -47,12 +47,16 @@ class ModelBundle:
 
     def with_taxonomy(self, taxonomy: Taxonomy) -> ModelBundle:
         """The same models under another taxonomy version (re-classification)."""
-        return ModelBundle(self.encoder, self.tokenizer, self.sentiment, self.themes, taxonomy, self.artifacts_dir)
+        return ModelBundle(
+            self.encoder, self.tokenizer, self.sentiment, self.themes, taxonomy, self.artifacts_dir
+        )
 
     def info(self) -> dict[str, object]:
         return {
             "encoder": self.encoder.name,
-            "sentiment": self.sentiment.meta_.get("name", "sentiment") if hasattr(self.sentiment, "meta_") else "",
+            "sentiment": self.sentiment.meta_.get("name", "sentiment")
+            if hasattr(self.sentiment, "meta_")
+            else "",
             "themes": self.themes.meta_.get("name", "themes") if hasattr(self.themes, "meta_") else "",
             "taxonomy": {"name": self.taxonomy.name, "version": self.taxonomy.version},
             "artifacts": str(self.artifacts_dir),

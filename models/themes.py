@@ -194,7 +194,9 @@ class ThemeClassifier:
         config, arrays, meta = read_artifact(directory)
         if encoder_name is not None:
             check_encoder(meta.get("encoder"), encoder_name, str(directory))
-        clf = cls(C=config["C"], lexical_weight=config["lexical_weight"], review_margin=config["review_margin"])
+        clf = cls(
+            C=config["C"], lexical_weight=config["lexical_weight"], review_margin=config["review_margin"]
+        )
         clf.theme_ids_ = list(config["theme_ids"])
         clf.thresholds_ = np.array(config["thresholds"], dtype=np.float32)
         clf.proto_a_, clf.proto_b_ = (float(v) for v in config["prototype_curve"])

@@ -17,7 +17,74 @@ __all__ = ["CONTENT_POS", "STOPWORDS", "JapaneseTokenizer", "Token", "get_tokeni
 
 CONTENT_POS = frozenset({"名詞", "動詞", "形容詞", "形状詞", "副詞", "感動詞"})
 STOPWORDS = frozenset(
-    ["する", "ある", "いる", "なる", "ない", "れる", "られる", "こと", "もの", "よう", "ため", "それ", "これ", "あれ", "どれ", "そう", "こう", "ここ", "そこ", "さん", "様", "方", "的", "等", "など", "思う", "感じる", "言う", "今回", "今", "時", "回", "中", "上", "下", "前", "後", "事", "物", "私", "自分", "皆", "みんな", "ちょっと", "とても", "すごい", "本当", "やはり", "まあ", "特に", "色々", "いろいろ", "何", "なに", "どう", "一", "二", "三", "御", "お", "ご", "無い", "居る", "為る", "成る", "有る"]
+    [
+        "する",
+        "ある",
+        "いる",
+        "なる",
+        "ない",
+        "れる",
+        "られる",
+        "こと",
+        "もの",
+        "よう",
+        "ため",
+        "それ",
+        "これ",
+        "あれ",
+        "どれ",
+        "そう",
+        "こう",
+        "ここ",
+        "そこ",
+        "さん",
+        "様",
+        "方",
+        "的",
+        "等",
+        "など",
+        "思う",
+        "感じる",
+        "言う",
+        "今回",
+        "今",
+        "時",
+        "回",
+        "中",
+        "上",
+        "下",
+        "前",
+        "後",
+        "事",
+        "物",
+        "私",
+        "自分",
+        "皆",
+        "みんな",
+        "ちょっと",
+        "とても",
+        "すごい",
+        "本当",
+        "やはり",
+        "まあ",
+        "特に",
+        "色々",
+        "いろいろ",
+        "何",
+        "なに",
+        "どう",
+        "一",
+        "二",
+        "三",
+        "御",
+        "お",
+        "ご",
+        "無い",
+        "居る",
+        "為る",
+        "成る",
+        "有る",
+    ]
 )
 _NEGATORS = frozenset({"ない", "無い", "ぬ", "ず", "ん", "ません"})
 
@@ -32,7 +99,11 @@ class Token:
 
     @property
     def is_content(self) -> bool:
-        return self.pos in CONTENT_POS and self.pos2 not in {"非自立可能", "数詞"} and self.lemma not in STOPWORDS
+        return (
+            self.pos in CONTENT_POS
+            and self.pos2 not in {"非自立可能", "数詞"}
+            and self.lemma not in STOPWORDS
+        )
 
 
 class JapaneseTokenizer:
@@ -48,7 +119,9 @@ class JapaneseTokenizer:
             try:
                 import fugashi
             except ImportError as exc:  # pragma: no cover - fugashi is a hard dependency
-                raise ImportError("koe needs fugashi and unidic-lite: pip install fugashi unidic-lite") from exc
+                raise ImportError(
+                    "koe needs fugashi and unidic-lite: pip install fugashi unidic-lite"
+                ) from exc
             self._tagger = fugashi.Tagger()
         return self._tagger
 

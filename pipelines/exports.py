@@ -38,7 +38,12 @@ class RowsWriter:
         if group_column:
             extra.append("koe_group")
         for q in questions:
-            extra += [f"koe_sentiment[{q}]", f"koe_themes[{q}]", f"koe_theme_sentiment[{q}]", f"koe_needs_review[{q}]"]
+            extra += [
+                f"koe_sentiment[{q}]",
+                f"koe_themes[{q}]",
+                f"koe_theme_sentiment[{q}]",
+                f"koe_needs_review[{q}]",
+            ]
         extra.append("koe_issues")
         self._columns = columns
         self._writer.writerow([neutralize_formula(c) for c in [*columns, *extra]])
@@ -73,6 +78,11 @@ def write_errors(path: Path, issues: Iterable[RowIssue]) -> int:
         writer = csv.writer(fh)
         writer.writerow(ERROR_COLUMNS)
         for issue in issues:
-            writer.writerow([neutralize_formula(v) for v in (issue.file, issue.row, issue.column, issue.value, issue.message)])
+            writer.writerow(
+                [
+                    neutralize_formula(v)
+                    for v in (issue.file, issue.row, issue.column, issue.value, issue.message)
+                ]
+            )
             n += 1
     return n

@@ -14,7 +14,9 @@ def _f1(tp: float, fp: float, fn: float) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
-def classification_report(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, object]:
+def classification_report(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
+) -> dict[str, object]:
     """Accuracy, macro-F1 over ``labels`` and per-label precision/recall/F1/support."""
     t, p = np.asarray(y_true), np.asarray(y_pred)
     per: dict[str, dict[str, float]] = {}

@@ -56,7 +56,9 @@ def split_clauses(text: str, tokenizer: JapaneseTokenizer | None = None) -> list
         # re-attach pieces that are too short to stand alone
         merged: list[str] = []
         for piece in pieces:
-            if merged and (len(piece.strip()) < _MIN_CLAUSE_CHARS or len(merged[-1].strip()) < _MIN_CLAUSE_CHARS):
+            if merged and (
+                len(piece.strip()) < _MIN_CLAUSE_CHARS or len(merged[-1].strip()) < _MIN_CLAUSE_CHARS
+            ):
                 merged[-1] += piece
             else:
                 merged.append(piece)

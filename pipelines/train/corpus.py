@@ -22,7 +22,19 @@ from pipelines.records import SENTIMENT_LABELS
 __all__ = ["CORPUS_DIR", "CorpusItem", "assign_splits", "corpus_stats", "load_corpus", "near_duplicate_pairs"]
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
-INDUSTRIES = ("ec", "saas", "telecom", "bank", "insurance", "restaurant", "hotel", "app", "utility", "education", "btob")
+INDUSTRIES = (
+    "ec",
+    "saas",
+    "telecom",
+    "bank",
+    "insurance",
+    "restaurant",
+    "hotel",
+    "app",
+    "utility",
+    "education",
+    "btob",
+)
 NEAR_DUPLICATE_COSINE = 0.8
 
 
@@ -76,10 +88,18 @@ def near_duplicate_pairs(texts: list[str], threshold: float = NEAR_DUPLICATE_COS
     """Index pairs (i < j) whose character 3-gram TF vectors have cosine >= threshold."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    vec = HashingVectorizer(analyzer="char", ngram_range=(3, 3), n_features=2**18, norm="l2", alternate_sign=False)
+    vec = HashingVectorizer(
+        analyzer="char", ngram_range=(3, 3), n_features=2**18, norm="l2", alternate_sign=False
+    )
     X = vec.transform([normalize_text(t) for t in texts])
     sims = (X @ X.T).tocoo()
-    return sorted({(int(i), int(j)) for i, j, v in zip(sims.row, sims.col, sims.data, strict=True) if i < j and v >= threshold})
+    return sorted(
+        {
+            (int(i), int(j))
+            for i, j, v in zip(sims.row, sims.col, sims.data, strict=True)
+            if i < j and v >= threshold
+        }
+    )
 
 
 def _hash_split(item_id: str) -> str:

@@ -54,7 +54,11 @@ class CachedEmbedder:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.array(list(self._store), dtype="U40")
-        vecs = np.stack(list(self._store.values())) if self._store else np.zeros((0, self.encoder.dim), np.float32)
+        vecs = (
+            np.stack(list(self._store.values()))
+            if self._store
+            else np.zeros((0, self.encoder.dim), np.float32)
+        )
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, keys=keys, vecs=vecs)
         tmp.replace(self.path)

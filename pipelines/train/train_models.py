@@ -32,9 +32,7 @@ __all__ = ["train_models"]
 log = logging.getLogger(__name__)
 
 
-def _comment_features(
-    items: list[CorpusItem], embedder: CachedEmbedder
-) -> tuple[list[Prepared], np.ndarray]:
+def _comment_features(items: list[CorpusItem], embedder: CachedEmbedder) -> tuple[list[Prepared], np.ndarray]:
     tok = get_tokenizer()
     prepared = [prepare(it.text, tok) for it in items]
     clauses = [c for p in prepared for c in p.clauses]
@@ -90,7 +88,9 @@ def train_models(
     X_val_s, y_val_s = sentence_data(split["validation"])
     X_cal = np.vstack([X_val_s, comment_emb["validation"]])
     y_cal = [*y_val_s, *(it.sentiment for it in split["validation"])]
-    sentiment = SentimentHead().fit(np.vstack(X_parts), y_parts, X_cal=X_cal, y_cal=y_cal, encoder_name=enc.name)
+    sentiment = SentimentHead().fit(
+        np.vstack(X_parts), y_parts, X_cal=X_cal, y_cal=y_cal, encoder_name=enc.name
+    )
 
     # -- themes -----------------------------------------------------------------------------------
     examples = {t.id: embedder.encode([normalize_text(e) for e in t.examples]) for t in tax.themes}
@@ -110,9 +110,13 @@ def train_models(
     # -- test-split figures -----------------------------------------------------------------------
     X_test_s, y_test_s = sentence_data(split["test"])
     proba = sentiment.predict_proba(X_test_s)
-    sent_report = classification_report(y_test_s, [SENTIMENT_LABELS[i] for i in proba.argmax(1)], SENTIMENT_LABELS)
+    sent_report = classification_report(
+        y_test_s, [SENTIMENT_LABELS[i] for i in proba.argmax(1)], SENTIMENT_LABELS
+    )
     comment_pred = sentiment.predict(comment_emb["test"])
-    comment_report = classification_report([it.sentiment for it in split["test"]], comment_pred, SENTIMENT_LABELS)
+    comment_report = classification_report(
+        [it.sentiment for it in split["test"]], comment_pred, SENTIMENT_LABELS
+    )
     p_test = themes.predict_proba(comment_emb["test"], [p.lemmas for p in prepared["test"]])
     theme_report = multilabel_report(_theme_matrix(split["test"], ids), p_test >= themes.thresholds_, ids)
     idx = {lab: i for i, lab in enumerate(SENTIMENT_LABELS)}

@@ -40,8 +40,16 @@ def _fit_themes() -> tuple[ThemeClassifier, np.ndarray, list[list[str]]]:
     lem_v = [["遅い"] if lab == "negative" else ["親切"] for lab in yv]
     examples = {"slow": X[Y[:, 0] == 1][:3], "kind": X[Y[:, 1] == 1][:3]}
     clf = ThemeClassifier().fit(
-        X, lemmas, Y, ["slow", "kind"], X_val=Xv, lemmas_val=lem_v, Y_val=Yv, examples=examples,
-        bank_texts=[f"t{i}" for i in range(len(X))], encoder_name="enc-a",
+        X,
+        lemmas,
+        Y,
+        ["slow", "kind"],
+        X_val=Xv,
+        lemmas_val=lem_v,
+        Y_val=Yv,
+        examples=examples,
+        bank_texts=[f"t{i}" for i in range(len(X))],
+        encoder_name="enc-a",
     )
     return clf, X, lemmas
 

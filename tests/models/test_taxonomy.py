@@ -4,10 +4,20 @@ from models.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 from pipelines.errors import ConfigError
 
 EXPECTED = {
-    "gratitude": "感謝", "empathy": "共感", "trust": "信頼", "inconvenience": "不便", "disappointment": "がっかり",
-    "slow_response": "対応が遅い", "price": "価格・料金", "product_quality": "品質", "usability": "使いやすさ・UI",
-    "support_staff": "スタッフ・サポート対応", "delivery": "配送・納期", "feature_request": "機能・改善要望",
-    "bug": "不具合・エラー", "churn_intent": "解約・乗り換え意向",
+    "gratitude": "感謝",
+    "empathy": "共感",
+    "trust": "信頼",
+    "inconvenience": "不便",
+    "disappointment": "がっかり",
+    "slow_response": "対応が遅い",
+    "price": "価格・料金",
+    "product_quality": "品質",
+    "usability": "使いやすさ・UI",
+    "support_staff": "スタッフ・サポート対応",
+    "delivery": "配送・納期",
+    "feature_request": "機能・改善要望",
+    "bug": "不具合・エラー",
+    "churn_intent": "解約・乗り換え意向",
 }
 
 
@@ -24,7 +34,11 @@ def test_edits_bump_the_version_and_keep_ids(tmp_path) -> None:
     added = tax.add_theme("parking", "駐車場", examples=["駐車場が狭くて停めにくい"])
     renamed = added.rename("parking", "駐車場・アクセス")
     merged = renamed.merge("empathy", "trust")
-    assert (added.version, renamed.version, merged.version) == (tax.version + 1, tax.version + 2, tax.version + 3)
+    assert (added.version, renamed.version, merged.version) == (
+        tax.version + 1,
+        tax.version + 2,
+        tax.version + 3,
+    )
     assert merged.get("empathy").id == "trust"  # old id resolves through the alias
     assert merged.get("parking").name == "駐車場・アクセス"
     path = merged.save(tmp_path / "t.yaml")

@@ -22,7 +22,9 @@ def test_masks_each_kind(text: str, expected: str) -> None:
     assert mask_pii(text) == expected
 
 
-@pytest.mark.parametrize("text", ["料金は5,000円でした", "2026-11-20に届いた", "3回目です", "012345", "第2四半期"])
+@pytest.mark.parametrize(
+    "text", ["料金は5,000円でした", "2026-11-20に届いた", "3回目です", "012345", "第2四半期"]
+)
 def test_leaves_ordinary_numbers_alone(text: str) -> None:
     assert mask_pii(text) == text
 

@@ -3,7 +3,12 @@ from pipelines.tokenization import split_clauses, split_sentences
 
 
 def test_sentences_split_on_japanese_punctuation_and_newlines() -> None:
-    assert split_sentences("良かった。また来ます！本当に?\n次も") == ["良かった。", "また来ます！", "本当に?", "次も"]
+    assert split_sentences("良かった。また来ます！本当に?\n次も") == [
+        "良かった。",
+        "また来ます！",
+        "本当に?",
+        "次も",
+    ]
 
 
 def test_contrastive_clauses_are_split() -> None:

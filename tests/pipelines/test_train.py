@@ -20,7 +20,9 @@ def test_splits_are_fixed_and_near_duplicates_share_a_split() -> None:
     again = load_corpus(MINI)
     assert [(i.id, i.split) for i in items] == [(i.id, i.split) for i in again]
     assert {i.split for i in items} == {"train", "validation", "test"}
-    pairs = near_duplicate_pairs(["配送が遅くて困りました。", "配送が遅くて困りました!", "スタッフが親切でした"])
+    pairs = near_duplicate_pairs(
+        ["配送が遅くて困りました。", "配送が遅くて困りました!", "スタッフが親切でした"]
+    )
     assert pairs == [(0, 1)]
 
 
@@ -33,7 +35,11 @@ def test_corpus_errors_name_file_and_line(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_train_then_classify(tmp_path: Path) -> None:
     result = train_models(
-        tmp_path / "artifacts", corpus_dir=MINI, use_chabsa=False, cache_dir=tmp_path / "cache", progress=False
+        tmp_path / "artifacts",
+        corpus_dir=MINI,
+        use_chabsa=False,
+        cache_dir=tmp_path / "cache",
+        progress=False,
     )
     assert set(result["metrics"]) >= {"sentence_sentiment_test", "themes_test", "sentence_ece_test"}
     meta = json.loads((tmp_path / "artifacts" / "themes" / "meta.json").read_text(encoding="utf-8"))
@@ -41,7 +47,11 @@ def test_train_then_classify(tmp_path: Path) -> None:
     bundle = load_bundle(tmp_path / "artifacts")
     texts = ["配送が遅すぎて困りました", "", "スタッフの方がとても親切でした。ありがとうございました！"]
     out = classify_texts(texts, bundle)
-    assert [r.text for r in out] == ["配送が遅すぎて困りました", "", "スタッフの方がとても親切でした。ありがとうございました!"]
+    assert [r.text for r in out] == [
+        "配送が遅すぎて困りました",
+        "",
+        "スタッフの方がとても親切でした。ありがとうございました!",
+    ]
     assert out[1].sentiment == "neutral" and out[1].themes == []
     assert out[0].sentiment == "negative"
     assert out[2].sentiment == "positive"
