@@ -1,6 +1,7 @@
 """Sentiment head: positive / neutral / negative with calibrated probabilities.
 
-A multinomial logistic regression on sentence embeddings, fitted with scikit-learn and then
+A multinomial logistic regression on ``[embedding | lemma TF-IDF | char n-gram TF-IDF]`` (see
+``models.features``), fitted with scikit-learn and then
 calibrated by temperature scaling on a held-out set (one scalar, so the ranking the regression
 learnt is kept while the confidence matches the observed accuracy). Inference is a matrix product in
 numpy: scikit-learn is needed to fit, not to predict. Labels come from the saved config, never
@@ -16,6 +17,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from models.base import NotFittedError, check_encoder, read_artifact, write_artifact
+from models.features import Featurizer, TextBatch
 from pipelines.errors import ConfigError
 from pipelines.records import SENTIMENT_LABELS
 
@@ -29,19 +31,28 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 class SentimentHead:
-    """Logistic-regression sentiment head on embeddings.
+    """Logistic-regression sentiment head on embeddings and lexical features.
 
     Parameters
     ----------
     C : inverse L2 regularisation strength of the regression.
     class_weight : "balanced" or None.
+    lemma_weight, char_weight : scale of the two lexical blocks against the embedding (0 switches one off).
     """
 
     _parameter_constraints: ClassVar[dict[str, tuple[object, ...]]] = {"class_weight": ("balanced", None)}
 
-    def __init__(self, C: float = 2.0, class_weight: str | None = "balanced") -> None:
+    def __init__(
+        self,
+        C: float = 8.0,
+        class_weight: str | None = "balanced",
+        lemma_weight: float = 0.5,
+        char_weight: float = 0.5,
+    ) -> None:
         self.C = C
         self.class_weight = class_weight
+        self.lemma_weight = lemma_weight
+        self.char_weight = char_weight
 
     def _validate_params(self) -> None:
         if not (isinstance(self.C, int | float) and self.C > 0):
@@ -53,10 +64,10 @@ class SentimentHead:
 
     def fit(
         self,
-        X: np.ndarray,
+        batch: TextBatch,
         y: list[str],
         *,
-        X_cal: np.ndarray | None = None,
+        cal: TextBatch | None = None,
         y_cal: list[str] | None = None,
         encoder_name: str | None = None,
     ) -> SentimentHead:
@@ -68,7 +79,9 @@ class SentimentHead:
             raise ConfigError(f"unknown sentiment labels {unknown}; expected {list(SENTIMENT_LABELS)}")
         self.labels_ = list(SENTIMENT_LABELS)
         index = {label: i for i, label in enumerate(self.labels_)}
-        model = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=2000)
+        self.features_ = Featurizer(self.lemma_weight, self.char_weight).fit(batch)
+        X = self.features_.transform(batch)
+        model = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000)
         model.fit(X, np.array([index[v] for v in y]))
         coef = np.zeros((len(self.labels_), X.shape[1]), dtype=np.float32)
         intercept = np.zeros(len(self.labels_), dtype=np.float32)
@@ -78,15 +91,15 @@ class SentimentHead:
         self.coef_, self.intercept_ = coef, intercept
         self.temperature_ = 1.0
         self.encoder_ = encoder_name
-        if X_cal is not None and y_cal is not None and len(y_cal):
-            self.temperature_ = self._fit_temperature(X_cal, np.array([index[v] for v in y_cal]))
+        if cal is not None and y_cal is not None and len(y_cal):
+            self.temperature_ = self._fit_temperature(cal, np.array([index[v] for v in y_cal]))
         return self
 
-    def _logits(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, dtype=np.float32) @ self.coef_.T + self.intercept_
+    def _logits(self, batch: TextBatch) -> np.ndarray:
+        return np.asarray(self.features_.transform(batch) @ self.coef_.T) + self.intercept_
 
-    def _fit_temperature(self, X: np.ndarray, y: np.ndarray) -> float:
-        logits = self._logits(X).astype(np.float64)
+    def _fit_temperature(self, batch: TextBatch, y: np.ndarray) -> float:
+        logits = self._logits(batch).astype(np.float64)
 
         def nll(t: float) -> float:
             p = softmax(logits / t)
@@ -100,12 +113,14 @@ class SentimentHead:
                 "This SentimentHead instance is not fitted yet; call 'fit' or 'SentimentHead.load(dir)' first"
             )
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, batch: TextBatch) -> np.ndarray:
         self._check_fitted()
-        return softmax(self._logits(X) / self.temperature_)
+        if not len(batch):
+            return np.zeros((0, len(self.labels_)), dtype=np.float32)
+        return softmax(self._logits(batch) / self.temperature_)
 
-    def predict(self, X: np.ndarray) -> list[str]:
-        return [self.labels_[i] for i in self.predict_proba(X).argmax(axis=1)]
+    def predict(self, batch: TextBatch) -> list[str]:
+        return [self.labels_[i] for i in self.predict_proba(batch).argmax(axis=1)]
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, directory: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
@@ -116,10 +131,13 @@ class SentimentHead:
                 "component": "sentiment",
                 "C": self.C,
                 "class_weight": self.class_weight,
+                "lemma_weight": self.lemma_weight,
+                "char_weight": self.char_weight,
                 "labels": self.labels_,
                 "temperature": self.temperature_,
+                "features": self.features_.get_config(),
             },
-            arrays={"coef": self.coef_, "intercept": self.intercept_},
+            arrays={"coef": self.coef_, "intercept": self.intercept_, **self.features_.get_arrays()},
             meta={"encoder": self.encoder_, **(meta or {})},
         )
 
@@ -128,7 +146,8 @@ class SentimentHead:
         config, arrays, meta = read_artifact(directory)
         if encoder_name is not None:
             check_encoder(meta.get("encoder"), encoder_name, str(directory))
-        head = cls(C=config["C"], class_weight=config["class_weight"])
+        head = cls(config["C"], config["class_weight"], config["lemma_weight"], config["char_weight"])
+        head.features_ = Featurizer.from_saved(config["features"], arrays)
         head.labels_ = list(config["labels"])
         head.temperature_ = float(config["temperature"])
         head.coef_ = arrays["coef"].astype(np.float32)

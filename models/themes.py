@@ -1,7 +1,7 @@
-"""Multi-label theme classifier: embeddings + lemma TF-IDF, one calibrated regression per theme.
+"""Multi-label theme classifier: embeddings + lexical TF-IDF, one calibrated regression per theme.
 
-- Each trained theme has a logistic regression on ``[embedding, lexical_weight * lemma_tfidf]`` and a
-  decision threshold tuned for F1 on the validation split.
+- Each trained theme has a logistic regression on ``[embedding | lemma TF-IDF | char n-gram TF-IDF]``
+  (``models.features``) and a decision threshold tuned for F1 on the validation split.
 - Themes a team adds with only a handful of examples work at once through a prototype score: the
   best cosine similarity between the text and the theme's examples, mapped to a probability by a
   curve fitted on the default themes (so 0.5 means the same thing for both kinds of theme).
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from models.base import NotFittedError, check_encoder, read_artifact, write_artifact
-from models.lexical import LemmaVectorizer
+from models.features import Featurizer, TextBatch
 
 __all__ = ["ThemeClassifier"]
 
@@ -43,26 +43,22 @@ def _best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 
 class ThemeClassifier:
-    def __init__(self, C: float = 4.0, lexical_weight: float = 1.0, review_margin: float = 0.12) -> None:
+    def __init__(
+        self, C: float = 4.0, lemma_weight: float = 1.0, char_weight: float = 1.0, review_margin: float = 0.12
+    ) -> None:
         self.C = C
-        self.lexical_weight = lexical_weight
+        self.lemma_weight = lemma_weight
+        self.char_weight = char_weight
         self.review_margin = review_margin
-
-    # -- features ----------------------------------------------------------------------------------
-    def _features(self, X_emb: np.ndarray, lemmas: Sequence[Sequence[str]]) -> np.ndarray:
-        lex = self.vectorizer_.transform(lemmas) * self.lexical_weight
-        return np.hstack([np.asarray(X_emb, dtype=np.float32), lex])
 
     # -- fitting -----------------------------------------------------------------------------------
     def fit(
         self,
-        X_emb: np.ndarray,
-        lemmas: Sequence[Sequence[str]],
+        batch: TextBatch,
         Y: np.ndarray,
         theme_ids: list[str],
         *,
-        X_val: np.ndarray,
-        lemmas_val: Sequence[Sequence[str]],
+        val: TextBatch,
         Y_val: np.ndarray,
         examples: dict[str, np.ndarray],
         bank_texts: list[str] | None = None,
@@ -71,13 +67,13 @@ class ThemeClassifier:
         """Fit one regression per theme, tune thresholds on validation, fit the prototype curve.
 
         ``examples`` maps each theme id to the embeddings of its taxonomy example sentences.
-        ``bank_texts`` (aligned with ``X_emb``) are kept as nearest-example evidence.
+        ``bank_texts`` (aligned with ``batch``) are kept as nearest-example evidence.
         """
         from sklearn.linear_model import LogisticRegression
 
         self.theme_ids_ = list(theme_ids)
-        self.vectorizer_ = LemmaVectorizer().fit(lemmas)
-        F, F_val = self._features(X_emb, lemmas), self._features(X_val, lemmas_val)
+        self.features_ = Featurizer(self.lemma_weight, self.char_weight).fit(batch)
+        F, F_val = self.features_.transform(batch), self.features_.transform(val)
         coef = np.zeros((len(theme_ids), F.shape[1]), dtype=np.float32)
         intercept = np.zeros(len(theme_ids), dtype=np.float32)
         thresholds = np.full(len(theme_ids), 0.5, dtype=np.float32)
@@ -88,14 +84,14 @@ class ThemeClassifier:
             model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000)
             model.fit(F, Y[:, k])
             coef[k], intercept[k] = model.coef_[0], model.intercept_[0]
-            p_val = _sigmoid(F_val @ coef[k] + intercept[k])
+            p_val = _sigmoid(np.asarray(F_val @ coef[k]) + intercept[k])
             thresholds[k] = _best_f1_threshold(Y_val[:, k], p_val)
         self.coef_, self.intercept_, self.thresholds_ = coef, intercept, thresholds
         self.encoder_ = encoder_name
-        self._fit_prototype_curve(X_val, Y_val, examples)
-        self.bank_ = np.asarray(X_emb, dtype=np.float16)
+        self._fit_prototype_curve(val.emb, Y_val, examples)
+        self.bank_ = np.asarray(batch.emb, dtype=np.float16)
         self.bank_labels_ = np.asarray(Y, dtype=np.uint8)
-        self.bank_texts_ = list(bank_texts) if bank_texts is not None else [""] * len(X_emb)
+        self.bank_texts_ = list(bank_texts) if bank_texts is not None else [""] * len(batch)
         return self
 
     def _fit_prototype_curve(self, X: np.ndarray, Y: np.ndarray, examples: dict[str, np.ndarray]) -> None:
@@ -123,10 +119,12 @@ class ThemeClassifier:
                 "This ThemeClassifier instance is not fitted yet; call 'fit' or 'ThemeClassifier.load(dir)' first"
             )
 
-    def predict_proba(self, X_emb: np.ndarray, lemmas: Sequence[Sequence[str]]) -> np.ndarray:
+    def predict_proba(self, batch: TextBatch) -> np.ndarray:
         """(n, n_trained_themes) probabilities for the trained themes."""
         self._check_fitted()
-        return _sigmoid(self._features(X_emb, lemmas) @ self.coef_.T + self.intercept_)
+        if not len(batch):
+            return np.zeros((0, len(self.theme_ids_)), dtype=np.float32)
+        return _sigmoid(np.asarray(self.features_.transform(batch) @ self.coef_.T) + self.intercept_)
 
     def prototype_proba(self, X_emb: np.ndarray, examples: np.ndarray) -> np.ndarray:
         """Probability that each text belongs to a theme known only by its example embeddings."""
@@ -143,12 +141,11 @@ class ThemeClassifier:
     # -- explanations ------------------------------------------------------------------------------
     def lemma_evidence(self, lemmas: Sequence[str], theme_index: int, top: int = 3) -> list[str]:
         self._check_fitted()
-        n_emb = self.coef_.shape[1] - len(self.vectorizer_.terms_)
         scored = []
         for term in set(lemmas):
-            col = self.vectorizer_.vocabulary_.get(term)
+            col = self.features_.lemma_column(term)
             if col is not None:
-                weight = float(self.coef_[theme_index, n_emb + col])
+                weight = float(self.coef_[theme_index, col])
                 if weight > 0:
                     scored.append((weight, term))
         return [term for _, term in sorted(scored, reverse=True)[:top]]
@@ -171,18 +168,19 @@ class ThemeClassifier:
             config={
                 "component": "themes",
                 "C": self.C,
-                "lexical_weight": self.lexical_weight,
+                "lemma_weight": self.lemma_weight,
+                "char_weight": self.char_weight,
                 "review_margin": self.review_margin,
                 "theme_ids": self.theme_ids_,
                 "thresholds": [round(float(t), 4) for t in self.thresholds_],
                 "prototype_curve": [self.proto_a_, self.proto_b_],
-                "vocabulary": self.vectorizer_.terms_,
+                "features": self.features_.get_config(),
                 "bank_texts": self.bank_texts_,
             },
             arrays={
                 "coef": self.coef_.astype(np.float16),
                 "intercept": self.intercept_,
-                "idf": self.vectorizer_.idf_,
+                **self.features_.get_arrays(),
                 "bank": self.bank_,
                 "bank_labels": self.bank_labels_,
             },
@@ -194,17 +192,11 @@ class ThemeClassifier:
         config, arrays, meta = read_artifact(directory)
         if encoder_name is not None:
             check_encoder(meta.get("encoder"), encoder_name, str(directory))
-        clf = cls(
-            C=config["C"], lexical_weight=config["lexical_weight"], review_margin=config["review_margin"]
-        )
+        clf = cls(config["C"], config["lemma_weight"], config["char_weight"], config["review_margin"])
         clf.theme_ids_ = list(config["theme_ids"])
         clf.thresholds_ = np.array(config["thresholds"], dtype=np.float32)
         clf.proto_a_, clf.proto_b_ = (float(v) for v in config["prototype_curve"])
-        vec = LemmaVectorizer()
-        vec.terms_ = list(config["vocabulary"])
-        vec.vocabulary_ = {t: i for i, t in enumerate(vec.terms_)}
-        vec.idf_ = arrays["idf"].astype(np.float32)
-        clf.vectorizer_ = vec
+        clf.features_ = Featurizer.from_saved(config["features"], arrays)
         clf.coef_ = arrays["coef"].astype(np.float32)
         clf.intercept_ = arrays["intercept"].astype(np.float32)
         clf.bank_ = arrays["bank"]

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.bundle import ModelBundle
+from models.features import TextBatch
 from models.tokenizer import JapaneseTokenizer
 from pipelines.normalize import normalize_text
 from pipelines.pii import mask_pii
 from pipelines.records import SENTIMENT_LABELS, SentenceResult, TextResult, ThemeHit
 from pipelines.tokenization import split_clauses
 
-__all__ = ["Prepared", "classify_texts", "comment_embeddings", "prepare"]
+__all__ = ["Prepared", "batches", "classify_texts", "comment_embeddings", "prepare"]
 
 _SENTIMENT_REVIEW = 0.5  # a comment whose top sentiment probability is below this needs review
 
@@ -56,14 +57,25 @@ def comment_embeddings(clause_emb: np.ndarray, prepared: Sequence[Prepared]) -> 
     return out
 
 
-def _theme_scores(
-    bundle: ModelBundle, emb: np.ndarray, lemmas: Sequence[Sequence[str]]
-) -> tuple[list[str], np.ndarray, np.ndarray]:
+def batches(prepared: Sequence[Prepared], clause_emb: np.ndarray) -> tuple[TextBatch, TextBatch]:
+    """The comment-level and clause-level feature batches of prepared texts, from their clause embeddings."""
+    comments = TextBatch(
+        comment_embeddings(clause_emb, prepared), [p.lemmas for p in prepared], [p.text for p in prepared]
+    )
+    clauses = TextBatch(
+        clause_emb,
+        [lemmas for p in prepared for lemmas in p.clause_lemmas],
+        [c for p in prepared for c in p.clauses],
+    )
+    return comments, clauses
+
+
+def _theme_scores(bundle: ModelBundle, batch: TextBatch) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Scores for every theme of the taxonomy: trained themes by the head, others by prototypes.
 
     A merged theme takes the best score of itself and the themes merged into it (its aliases).
     """
-    trained = bundle.themes.predict_proba(emb, lemmas) if len(emb) else np.zeros((0, 0))
+    trained = bundle.themes.predict_proba(batch)
     index = {tid: k for k, tid in enumerate(bundle.themes.theme_ids_)}
     ids, cols, thresholds = [], [], []
     for theme in bundle.taxonomy.themes:
@@ -72,12 +84,12 @@ def _theme_scores(
             col = np.max(np.stack([trained[:, index[s]] for s in sources], axis=1), axis=1)
             thr = min(float(bundle.themes.thresholds_[index[s]]) for s in sources)
         else:
-            col = bundle.themes.prototype_proba(emb, bundle.prototypes(theme.id))
+            col = bundle.themes.prototype_proba(batch.emb, bundle.prototypes(theme.id))
             thr = 0.5
         ids.append(theme.id)
         cols.append(col)
         thresholds.append(thr)
-    matrix = np.stack(cols, axis=1) if cols else np.zeros((len(emb), 0))
+    matrix = np.stack(cols, axis=1) if cols else np.zeros((len(batch), 0))
     return ids, matrix, np.array(thresholds, dtype=np.float32)
 
 
@@ -85,14 +97,15 @@ def classify_texts(texts: Sequence[str], bundle: ModelBundle, *, explain: bool =
     """Classify a batch of raw texts; the output is in input order. A request is a batch of one."""
     prepared = [prepare(t, bundle.tokenizer) for t in texts]
     all_clauses = [c for p in prepared for c in p.clauses]
-    clause_emb = bundle.encoder.encode(all_clauses) if all_clauses else np.zeros((0, bundle.encoder.dim))
-    comment_emb = comment_embeddings(clause_emb, prepared)
+    clause_emb = (
+        bundle.encoder.encode(all_clauses) if all_clauses else np.zeros((0, bundle.encoder.dim), np.float32)
+    )
+    comments, clauses = batches(prepared, clause_emb)
 
-    clause_sent = bundle.sentiment.predict_proba(clause_emb) if len(clause_emb) else np.zeros((0, 3))
-    comment_sent = bundle.sentiment.predict_proba(comment_emb) if len(comment_emb) else np.zeros((0, 3))
-    ids, comment_p, thresholds = _theme_scores(bundle, comment_emb, [p.lemmas for p in prepared])
-    clause_lemmas = [lemmas for p in prepared for lemmas in p.clause_lemmas]
-    _, clause_p, _ = _theme_scores(bundle, clause_emb, clause_lemmas)
+    clause_sent = bundle.sentiment.predict_proba(clauses)
+    comment_sent = bundle.sentiment.predict_proba(comments)
+    ids, comment_p, thresholds = _theme_scores(bundle, comments)
+    _, clause_p, _ = _theme_scores(bundle, clauses)
     review = bundle.themes.needs_review(comment_p, thresholds) if len(comment_p) else np.zeros(0, bool)
     labels = bundle.sentiment.labels_
     head_index = {tid: k for k, tid in enumerate(bundle.themes.theme_ids_)}

@@ -15,13 +15,15 @@ import numpy as np
 
 from models.bundle import ARTIFACTS_DIR
 from models.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from models.features import TextBatch
 from models.sentiment import SentimentHead
 from models.taxonomy import Taxonomy, default_taxonomy
 from models.themes import ThemeClassifier
 from models.tokenizer import get_tokenizer
-from pipelines.classify import Prepared, comment_embeddings, prepare
+from pipelines.classify import Prepared, batches, prepare
 from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
 from pipelines.normalize import normalize_text
+from pipelines.pii import mask_pii
 from pipelines.records import SENTIMENT_LABELS
 from pipelines.train.corpus import CorpusItem, corpus_stats, load_corpus
 from pipelines.train.embedding_cache import CachedEmbedder
@@ -32,11 +34,18 @@ __all__ = ["train_models"]
 log = logging.getLogger(__name__)
 
 
-def _comment_features(items: list[CorpusItem], embedder: CachedEmbedder) -> tuple[list[Prepared], np.ndarray]:
+def _comment_batch(items: list[CorpusItem], embedder: CachedEmbedder) -> tuple[list[Prepared], TextBatch]:
+    """Comments as the classify stage sees them: clauses embedded once, comment vector their mean."""
     tok = get_tokenizer()
     prepared = [prepare(it.text, tok) for it in items]
-    clauses = [c for p in prepared for c in p.clauses]
-    return prepared, comment_embeddings(embedder.encode(clauses), prepared)
+    clause_emb = embedder.encode([c for p in prepared for c in p.clauses])
+    return prepared, batches(prepared, clause_emb)[0]
+
+
+def _sentence_batch(texts: list[str], embedder: CachedEmbedder) -> TextBatch:
+    tok = get_tokenizer()
+    clean = [mask_pii(normalize_text(t)) for t in texts]
+    return TextBatch(embedder.encode(clean), [tok.lemmas(t) for t in clean], clean)
 
 
 def _theme_matrix(items: list[CorpusItem], ids: list[str]) -> np.ndarray:
@@ -62,18 +71,18 @@ def train_models(
     split = {name: [it for it in items if it.split == name] for name in ("train", "validation", "test")}
 
     prepared: dict[str, list[Prepared]] = {}
-    comment_emb: dict[str, np.ndarray] = {}
+    comments: dict[str, TextBatch] = {}
+    sentences: dict[str, tuple[TextBatch, list[str]]] = {}
     for name, part in split.items():
-        prepared[name], comment_emb[name] = _comment_features(part, embedder)
+        prepared[name], comments[name] = _comment_batch(part, embedder)
+        sentences[name] = (
+            _sentence_batch([s for it in part for s, _ in it.sentences], embedder),
+            [lab for it in part for _, lab in it.sentences],
+        )
 
-    def sentence_data(part: list[CorpusItem]) -> tuple[np.ndarray, list[str]]:
-        texts = [normalize_text(s) for it in part for s, _ in it.sentences]
-        labels = [lab for it in part for _, lab in it.sentences]
-        return embedder.encode(texts), labels
-
-    # -- sentiment --------------------------------------------------------------------------------
-    X_s, y_s = sentence_data(split["train"])
-    X_parts, y_parts = [X_s, comment_emb["train"]], [*y_s, *(it.sentiment for it in split["train"])]
+    # -- sentiment: sentences and whole comments (+ chABSA), calibrated on validation ---------------
+    parts = [sentences["train"][0], comments["train"]]
+    labels = [*sentences["train"][1], *(it.sentiment for it in split["train"])]
     chabsa_n = 0
     if use_chabsa:
         try:
@@ -82,25 +91,24 @@ def train_models(
             log.warning("chABSA not found; training sentiment on the project corpus only")
             chabsa = []
         if chabsa:
-            X_parts.append(embedder.encode([normalize_text(t) for t, _ in chabsa]))
-            y_parts.extend(lab for _, lab in chabsa)
+            parts.append(_sentence_batch([t for t, _ in chabsa], embedder))
+            labels.extend(lab for _, lab in chabsa)
             chabsa_n = len(chabsa)
-    X_val_s, y_val_s = sentence_data(split["validation"])
-    X_cal = np.vstack([X_val_s, comment_emb["validation"]])
-    y_cal = [*y_val_s, *(it.sentiment for it in split["validation"])]
     sentiment = SentimentHead().fit(
-        np.vstack(X_parts), y_parts, X_cal=X_cal, y_cal=y_cal, encoder_name=enc.name
+        TextBatch.concat(parts),
+        labels,
+        cal=TextBatch.concat([sentences["validation"][0], comments["validation"]]),
+        y_cal=[*sentences["validation"][1], *(it.sentiment for it in split["validation"])],
+        encoder_name=enc.name,
     )
 
     # -- themes -----------------------------------------------------------------------------------
     examples = {t.id: embedder.encode([normalize_text(e) for e in t.examples]) for t in tax.themes}
     themes = ThemeClassifier().fit(
-        comment_emb["train"],
-        [p.lemmas for p in prepared["train"]],
+        comments["train"],
         _theme_matrix(split["train"], ids),
         ids,
-        X_val=comment_emb["validation"],
-        lemmas_val=[p.lemmas for p in prepared["validation"]],
+        val=comments["validation"],
         Y_val=_theme_matrix(split["validation"], ids),
         examples=examples,
         bank_texts=[p.text for p in prepared["train"]],
@@ -108,16 +116,16 @@ def train_models(
     )
 
     # -- test-split figures -----------------------------------------------------------------------
-    X_test_s, y_test_s = sentence_data(split["test"])
-    proba = sentiment.predict_proba(X_test_s)
+    test_s, y_test_s = sentences["test"]
+    proba = sentiment.predict_proba(test_s)
     sent_report = classification_report(
         y_test_s, [SENTIMENT_LABELS[i] for i in proba.argmax(1)], SENTIMENT_LABELS
     )
-    comment_pred = sentiment.predict(comment_emb["test"])
+    comment_pred = sentiment.predict(comments["test"])
     comment_report = classification_report(
         [it.sentiment for it in split["test"]], comment_pred, SENTIMENT_LABELS
     )
-    p_test = themes.predict_proba(comment_emb["test"], [p.lemmas for p in prepared["test"]])
+    p_test = themes.predict_proba(comments["test"])
     theme_report = multilabel_report(_theme_matrix(split["test"], ids), p_test >= themes.thresholds_, ids)
     idx = {lab: i for i, lab in enumerate(SENTIMENT_LABELS)}
     metrics = {

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from models.base import NotFittedError
-from models.lexical import LemmaVectorizer
+from models.features import TextBatch
+from models.lexical import SparseTfidf
 from models.sentiment import SentimentHead
 from models.themes import ThemeClassifier
 from pipelines.errors import ModelError
@@ -17,50 +18,55 @@ DIM = 16
 LABELS = ["negative", "neutral", "positive"]
 
 
-def _blobs(n: int) -> tuple[np.ndarray, list[str]]:
-    centers = RNG.normal(size=(3, DIM))
+CENTERS = RNG.normal(size=(3, DIM))
+WORDS = {"negative": ["遅い", "対応"], "neutral": ["特に"], "positive": ["親切"]}
+
+
+def _blobs(n: int) -> tuple[TextBatch, list[str]]:
     y = RNG.integers(0, 3, size=n)
-    X = centers[y] + 0.3 * RNG.normal(size=(n, DIM))
+    X = CENTERS[y] + 0.3 * RNG.normal(size=(n, DIM))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    return X.astype(np.float32), [LABELS[i] for i in y]
+    labels = [LABELS[i] for i in y]
+    texts = ["".join(WORDS[lab]) + str(i % 7) for i, lab in enumerate(labels)]
+    return TextBatch(X.astype(np.float32), [WORDS[lab] for lab in labels], texts), labels
 
 
-def _fit_sentiment() -> tuple[SentimentHead, np.ndarray]:
+def _fit_sentiment() -> tuple[SentimentHead, TextBatch]:
     X, y = _blobs(300)
     Xc, yc = _blobs(90)
-    return SentimentHead().fit(X, y, X_cal=Xc, y_cal=yc, encoder_name="enc-a"), X
+    return SentimentHead().fit(X, y, cal=Xc, y_cal=yc, encoder_name="enc-a"), X
 
 
-def _fit_themes() -> tuple[ThemeClassifier, np.ndarray, list[list[str]]]:
+def _fit_themes() -> tuple[ThemeClassifier, TextBatch]:
     X, y = _blobs(300)
-    lemmas = [["遅い", "対応"] if lab == "negative" else ["親切"] for lab in y]
     Y = np.array([[lab == "negative", lab == "positive"] for lab in y], dtype=int)
     Xv, yv = _blobs(120)
     Yv = np.array([[lab == "negative", lab == "positive"] for lab in yv], dtype=int)
-    lem_v = [["遅い"] if lab == "negative" else ["親切"] for lab in yv]
-    examples = {"slow": X[Y[:, 0] == 1][:3], "kind": X[Y[:, 1] == 1][:3]}
+    examples = {"slow": X.emb[Y[:, 0] == 1][:3], "kind": X.emb[Y[:, 1] == 1][:3]}
     clf = ThemeClassifier().fit(
         X,
-        lemmas,
         Y,
         ["slow", "kind"],
-        X_val=Xv,
-        lemmas_val=lem_v,
+        val=Xv,
         Y_val=Yv,
         examples=examples,
         bank_texts=[f"t{i}" for i in range(len(X))],
         encoder_name="enc-a",
     )
-    return clf, X, lemmas
+    return clf, X
+
+
+def _reversed(batch: TextBatch) -> TextBatch:
+    return batch.take(np.arange(len(batch))[::-1])
 
 
 def test_predict_before_fit_raises() -> None:
     with pytest.raises(NotFittedError, match="fit"):
-        SentimentHead().predict_proba(np.zeros((1, DIM)))
+        SentimentHead().predict_proba(TextBatch(np.zeros((1, DIM)), [[]], [""]))
     with pytest.raises(NotFittedError, match="fit"):
-        ThemeClassifier().predict_proba(np.zeros((1, DIM)), [[]])
+        ThemeClassifier().predict_proba(TextBatch(np.zeros((1, DIM)), [[]], [""]))
     with pytest.raises(NotFittedError, match="fit"):
-        LemmaVectorizer().transform([["a"]])
+        SparseTfidf("char").transform(["a"])
 
 
 def test_sentiment_round_trip_and_order(tmp_path) -> None:
@@ -70,20 +76,20 @@ def test_sentiment_round_trip_and_order(tmp_path) -> None:
     loaded = SentimentHead.load(head.save(tmp_path / "s"), encoder_name="enc-a")
     assert np.allclose(loaded.predict_proba(X), p, atol=1e-5)
     # batch order preserved: reversing the input reverses the output
-    assert np.allclose(loaded.predict_proba(X[::-1]), p[::-1], atol=1e-5)
-    assert head.predict(X[:5]) == [LABELS[i] for i in p[:5].argmax(1)]
+    assert np.allclose(loaded.predict_proba(_reversed(X)), p[::-1], atol=1e-5)
+    assert head.predict(X.take(range(5))) == [LABELS[i] for i in p[:5].argmax(1)]
     assert 0.05 <= head.temperature_ <= 20
 
 
 def test_themes_round_trip_order_and_evidence(tmp_path) -> None:
-    clf, X, lemmas = _fit_themes()
-    p = clf.predict_proba(X, lemmas)
+    clf, X = _fit_themes()
+    p = clf.predict_proba(X)
     loaded = ThemeClassifier.load(clf.save(tmp_path / "t"), encoder_name="enc-a")
-    assert np.allclose(loaded.predict_proba(X, lemmas), p, atol=1e-2)  # coef stored as float16
-    assert np.allclose(loaded.predict_proba(X[::-1], lemmas[::-1]), loaded.predict_proba(X, lemmas)[::-1])
+    assert np.allclose(loaded.predict_proba(X), p, atol=1e-2)  # coef stored as float16
+    assert np.allclose(loaded.predict_proba(_reversed(X)), loaded.predict_proba(X)[::-1])
     assert "遅い" in loaded.lemma_evidence(["遅い", "対応"], 0)
-    assert loaded.nearest_examples(X[0], 0)
-    proto = loaded.prototype_proba(X, X[:2])
+    assert loaded.nearest_examples(X.emb[0], 0)
+    proto = loaded.prototype_proba(X.emb, X.emb[:2])
     assert proto.shape == (len(X),) and ((proto >= 0) & (proto <= 1)).all()
 
 
@@ -92,7 +98,7 @@ def test_heads_refuse_another_encoder(tmp_path) -> None:
     path = head.save(tmp_path / "s")
     with pytest.raises(ModelError, match="enc-a"):
         SentimentHead.load(path, encoder_name="enc-b")
-    clf, _, _ = _fit_themes()
+    clf, _ = _fit_themes()
     tpath = clf.save(tmp_path / "t")
     with pytest.raises(ModelError, match="trained on encoder"):
         ThemeClassifier.load(tpath, encoder_name="enc-b")
@@ -107,3 +113,16 @@ def test_invalid_parameter_message() -> None:
     X, y = _blobs(30)
     with pytest.raises(Exception, match="The 'C' parameter of SentimentHead must be"):
         SentimentHead(C=-1).fit(X, y)
+
+
+def test_tfidf_by_hand() -> None:
+    """Two docs, min_df=1: idf = ln((1+2)/(1+df)) + 1; rows L2-normalised; unknown terms ignored."""
+    vec = SparseTfidf("lemma", min_df=1).fit([["配送", "遅い"], ["配送"]])
+    assert vec.terms_ == ["配送", "遅い"]  # by document frequency, then by term
+    idf_late = np.log(3 / 2) + 1.0
+    row = vec.transform([["配送", "遅い", "遅い", "未知"]]).toarray()[0]
+    raw = np.array([1.0, (1 + np.log(2)) * idf_late])
+    assert np.allclose(row, raw / np.linalg.norm(raw), atol=1e-6)
+    chars = SparseTfidf("char", min_df=1, ngram_range=(1, 2)).terms_of("遅い")
+    assert chars == [" ", "遅", "い", " ", " 遅", "遅い", "い "]
+    assert vec.transform([[]]).nnz == 0

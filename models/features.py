@@ -1,0 +1,114 @@
+"""The feature vector both heads read: ``[embedding | w_lemma × lemma TF-IDF | w_char × char TF-IDF]``.
+
+``TextBatch`` carries what the classify stage already has for each text (its embedding, its lemmas
+and its normalised string), so features cost no second pass over the text. A ``Featurizer`` is fitted
+with its head and saved inside the head's artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.lexical import SparseTfidf
+
+__all__ = ["Featurizer", "TextBatch"]
+
+
+@dataclass
+class TextBatch:
+    emb: np.ndarray  # (n, dim) unit-norm embeddings
+    lemmas: Sequence[Sequence[str]]
+    texts: Sequence[str]  # normalised, PII-masked
+
+    def __post_init__(self) -> None:
+        if not (len(self.emb) == len(self.lemmas) == len(self.texts)):
+            raise ValueError(
+                f"TextBatch parts differ in length: emb {len(self.emb)}, lemmas {len(self.lemmas)}, texts {len(self.texts)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, index: Sequence[int] | np.ndarray) -> TextBatch:
+        idx = [int(i) for i in index]
+        return TextBatch(self.emb[idx], [self.lemmas[i] for i in idx], [self.texts[i] for i in idx])
+
+    @staticmethod
+    def concat(batches: Sequence[TextBatch]) -> TextBatch:
+        return TextBatch(
+            np.vstack([b.emb for b in batches]),
+            [lem for b in batches for lem in b.lemmas],
+            [t for b in batches for t in b.texts],
+        )
+
+
+class Featurizer:
+    def __init__(
+        self,
+        lemma_weight: float = 1.0,
+        char_weight: float = 1.0,
+        max_lemmas: int = 8000,
+        max_chars: int = 30000,
+    ) -> None:
+        self.lemma_weight = lemma_weight
+        self.char_weight = char_weight
+        self.max_lemmas = max_lemmas
+        self.max_chars = max_chars
+
+    def fit(self, batch: TextBatch) -> Featurizer:
+        self.dim_ = int(batch.emb.shape[1])
+        self.lemma_ = SparseTfidf("lemma", max_features=self.max_lemmas).fit(batch.lemmas)
+        self.char_ = SparseTfidf("char", max_features=self.max_chars).fit(batch.texts)
+        return self
+
+    @property
+    def lemma_offset(self) -> int:
+        return self.dim_
+
+    @property
+    def n_features(self) -> int:
+        return self.dim_ + len(self.lemma_.terms_) + len(self.char_.terms_)
+
+    def transform(self, batch: TextBatch) -> sp.csr_matrix:
+        parts = [sp.csr_matrix(np.asarray(batch.emb, dtype=np.float32))]
+        if self.lemma_weight:
+            parts.append(self.lemma_.transform(batch.lemmas) * self.lemma_weight)
+        else:
+            parts.append(sp.csr_matrix((len(batch), len(self.lemma_.terms_)), dtype=np.float32))
+        if self.char_weight:
+            parts.append(self.char_.transform(batch.texts) * self.char_weight)
+        else:
+            parts.append(sp.csr_matrix((len(batch), len(self.char_.terms_)), dtype=np.float32))
+        return sp.hstack(parts, format="csr", dtype=np.float32)
+
+    def lemma_column(self, lemma: str) -> int | None:
+        col = self.lemma_.vocabulary_.get(lemma)
+        return None if col is None else self.lemma_offset + col
+
+    # -- persistence: stored inside the owning head's artifact ---------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "lemma_weight": self.lemma_weight,
+            "char_weight": self.char_weight,
+            "max_lemmas": self.max_lemmas,
+            "max_chars": self.max_chars,
+            "dim": self.dim_,
+            "lemma": self.lemma_.get_config(),
+            "char": self.char_.get_config(),
+        }
+
+    def get_arrays(self) -> dict[str, np.ndarray]:
+        return {"lemma_idf": self.lemma_.idf_, "char_idf": self.char_.idf_}
+
+    @classmethod
+    def from_saved(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Featurizer:
+        feat = cls(config["lemma_weight"], config["char_weight"], config["max_lemmas"], config["max_chars"])
+        feat.dim_ = int(config["dim"])
+        feat.lemma_ = SparseTfidf.from_config(config["lemma"], arrays["lemma_idf"])
+        feat.char_ = SparseTfidf.from_config(config["char"], arrays["char_idf"])
+        return feat

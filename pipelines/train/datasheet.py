@@ -1,0 +1,93 @@
+"""Corpus figures for the datasheet, and the committed split manifest.
+
+    python -m pipelines.train.datasheet            # print the datasheet's tables (markdown)
+    python -m pipelines.train.datasheet --write    # also rewrite corpus/splits.tsv
+
+``splits.tsv`` (id, split) records the fixed train / validation / test assignment; a test checks that
+``load_corpus`` still reproduces it, so adding comments never silently moves existing ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from pipelines.train.corpus import CORPUS_DIR, CorpusItem, corpus_stats, load_corpus, near_duplicate_pairs
+
+__all__ = ["SPLITS_FILE", "datasheet_tables", "read_splits", "write_splits"]
+
+SPLITS_FILE = CORPUS_DIR / "splits.tsv"
+
+
+def write_splits(items: list[CorpusItem], path: Path = SPLITS_FILE) -> None:
+    lines = ["id\tsplit", *(f"{it.id}\t{it.split}" for it in items)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_splits(path: Path = SPLITS_FILE) -> dict[str, str]:
+    rows = path.read_text(encoding="utf-8").splitlines()[1:]
+    return dict(line.split("\t") for line in rows if line)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def datasheet_tables(items: list[CorpusItem]) -> str:
+    stats = corpus_stats(items)
+    by_split = {s: [it for it in items if it.split == s] for s in ("train", "validation", "test")}
+    parts = [
+        f"comments: {stats['comments']}, sentences: {stats['sentences']}, "
+        f"median length {stats['length_chars']['median']:.0f} chars (p90 {stats['length_chars']['p90']:.0f}), "  # type: ignore[index]
+        f"comments with no theme: {stats['no_theme']}",
+        _table(("split", "comments"), [(s, len(v)) for s, v in by_split.items()]),
+        _table(("industry", "comments"), sorted(stats["industries"].items())),  # type: ignore[attr-defined]
+        _table(("kind", "comments"), sorted(stats["kinds"].items())),  # type: ignore[attr-defined]
+        _table(
+            ("label", "comments", "sentences"),
+            [
+                (k, stats["sentiment"].get(k, 0), stats["sentence_sentiment"].get(k, 0))
+                for k in ("positive", "neutral", "negative")
+            ],  # type: ignore[attr-defined]
+        ),
+    ]
+    theme_rows = []
+    for theme, n in stats["themes"].items():  # type: ignore[attr-defined]
+        sent = Counter(
+            {s: c for key, c in stats["theme_sentiment"].items() for t, s in [key.split(":")] if t == theme}
+        )  # type: ignore[attr-defined]
+        split_n = [sum(1 for it in by_split[s] if theme in it.themes) for s in by_split]
+        theme_rows.append((theme, n, sent["positive"], sent["neutral"], sent["negative"], *split_n))
+    parts.append(
+        _table(
+            ("theme", "comments", "about it: positive", "neutral", "negative", "train", "validation", "test"),
+            theme_rows,
+        )
+    )
+    parts.append(_table(("phenomenon", "comments"), list(stats["phenomena"].items())))  # type: ignore[attr-defined]
+    cross = [
+        (a, b) for a, b in near_duplicate_pairs([it.text for it in items]) if items[a].split != items[b].split
+    ]
+    parts.append(
+        f"near-duplicate pairs (char 3-gram cosine >= 0.8) across splits after assignment: {len(cross)}"
+    )
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=CORPUS_DIR)
+    parser.add_argument("--write", action="store_true", help="rewrite corpus/splits.tsv")
+    args = parser.parse_args(argv)
+    items = load_corpus(args.corpus)
+    print(datasheet_tables(items))
+    if args.write:
+        write_splits(items, args.corpus / "splits.tsv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
