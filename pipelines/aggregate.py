@@ -205,6 +205,8 @@ def build_summary(
             "metric": info.metric,
             "rows": len(rows),
             "rows_with_issues": sum(r.has_error for r in rows),
+            "rows_without_score": sum(1 for s in scores if s is None) if metric else None,
+            "rows_with_text": sum(1 for r in rows if r.answers),
             "header_row": info.header_row,
             "mapping": info.mapping.to_dict(),
         },

@@ -8,6 +8,7 @@ Files are UTF-8 with BOM so Excel on Japanese Windows opens them without mojibak
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
@@ -15,10 +16,11 @@ from typing import IO
 from pipelines.errors import RowIssue
 from pipelines.records import SurveyRow, TextResult
 
-__all__ = ["ERROR_COLUMNS", "RowsWriter", "neutralize_formula", "write_errors"]
+__all__ = ["ERROR_COLUMNS", "EXTRA_CELLS_COLUMN", "ErrorsWriter", "RowsWriter", "neutralize_formula"]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ERROR_COLUMNS = ["file", "row", "column", "value", "message"]
+EXTRA_CELLS_COLUMN = "koe_extra_cells"  # cells beyond the header (JSON), so a ragged row loses nothing
 
 
 def neutralize_formula(value: object) -> str:
@@ -44,8 +46,9 @@ class RowsWriter:
                 f"koe_theme_sentiment[{q}]",
                 f"koe_needs_review[{q}]",
             ]
-        extra.append("koe_issues")
+        extra += ["koe_issues", EXTRA_CELLS_COLUMN]
         self._columns = columns
+        self._known = set(columns)
         self._writer.writerow([neutralize_formula(c) for c in [*columns, *extra]])
         self._group_column = group_column
 
@@ -66,23 +69,28 @@ class RowsWriter:
                 "true" if res.needs_review else "false",
             ]
         cells.append(" / ".join(f"{i.column or ''}: {i.message}" for i in row.issues))
+        spill = {k: v for k, v in row.original.items() if k not in self._known}
+        cells.append(json.dumps(spill, ensure_ascii=False) if spill else "")
         self._writer.writerow([neutralize_formula(c) for c in cells])
 
     def close(self) -> None:
         self._fh.close()
 
 
-def write_errors(path: Path, issues: Iterable[RowIssue]) -> int:
-    n = 0
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(ERROR_COLUMNS)
+class ErrorsWriter:
+    """Streams ``errors.csv``: one line per row issue, as they are found (memory stays flat)."""
+
+    def __init__(self, path: Path) -> None:
+        self._fh: IO[str] = path.open("w", encoding="utf-8-sig", newline="")
+        self._writer = csv.writer(self._fh)
+        self._writer.writerow(ERROR_COLUMNS)
+        self.count = 0
+
+    def write(self, issues: Iterable[RowIssue]) -> None:
         for issue in issues:
-            writer.writerow(
-                [
-                    neutralize_formula(v)
-                    for v in (issue.file, issue.row, issue.column, issue.value, issue.message)
-                ]
-            )
-            n += 1
-    return n
+            values = (issue.file, issue.row, issue.column, issue.value, issue.message)
+            self._writer.writerow([neutralize_formula(v) for v in values])
+            self.count += 1
+
+    def close(self) -> None:
+        self._fh.close()

@@ -18,8 +18,7 @@ from typing import Any
 from models.bundle import ModelBundle
 from pipelines.aggregate import build_summary
 from pipelines.classify import classify_texts
-from pipelines.errors import RowIssue
-from pipelines.exports import RowsWriter, write_errors
+from pipelines.exports import ErrorsWriter, RowsWriter
 from pipelines.ingest import read_survey
 from pipelines.nps import group_of
 from pipelines.records import AnalyzedRow, IngestInfo, MetricName, SurveyKind, SurveyRow, TextResult, ThemeHit
@@ -89,8 +88,7 @@ def analyze_file(
         mapping=opts.mapping,
         max_bytes=opts.max_bytes,
     )
-    analyzed, issues = _process(rows, info, bundle, out, opts, progress)
-    write_errors(out / "errors.csv", issues)
+    analyzed, n_issues = _process(rows, info, bundle, out, opts, progress)
     summary = build_summary(
         analyzed,
         info,
@@ -100,8 +98,7 @@ def analyze_file(
         seed=opts.seed,
         bootstrap=opts.bootstrap,
     )
-    summary.setdefault("issues", {})
-    summary["issues"] = {"count": len(issues), "file": "errors.csv"}
+    summary["issues"] = {"count": n_issues, "file": "errors.csv"}
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     if opts.report:
         from pipelines.report import render_report
@@ -117,18 +114,18 @@ def _process(
     out: Path,
     opts: AnalyzeOptions,
     progress: ProgressFn | None,
-) -> tuple[list[AnalyzedRow], list[RowIssue]]:
+) -> tuple[list[AnalyzedRow], int]:
     scored = opts.kind == "survey"
     writer = RowsWriter(out / "rows.csv", info.columns, info.mapping.texts, group_column=scored)
+    errors = ErrorsWriter(out / "errors.csv")
     analyzed: list[AnalyzedRow] = []
-    issues: list[RowIssue] = []
     texts: dict[str, str] = {}  # one string object per distinct answer (特になし x 10,000 is one string)
     try:
         for chunk in _chunks(rows, opts.chunk_size):
             for row, answers in zip(chunk, classify_rows(chunk, bundle), strict=True):
                 group = group_of(row.score, opts.metric) if scored and row.score is not None else None
                 writer.write(row, answers, group)
-                issues.extend(row.issues)
+                errors.write(row.issues)
                 compact = {q: _compact(res, texts) for q, res in answers.items()}
                 analyzed.append(
                     AnalyzedRow(
@@ -139,4 +136,5 @@ def _process(
                 progress(len(chunk))
     finally:
         writer.close()
-    return analyzed, issues
+        errors.close()
+    return analyzed, errors.count

@@ -50,6 +50,20 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
     from pipelines.run import AnalyzeOptions, analyze_file
 
+    if args.dry_run:
+        from pipelines.ingest import sniff
+
+        found = sniff(
+            args.input,
+            encoding=args.encoding,
+            kind=args.kind,
+            metric=args.metric,
+            mapping=_mapping(args),
+            max_bytes=settings.max_upload_bytes,
+        )
+        print(json.dumps(found, ensure_ascii=False, indent=2, default=str))
+        return 0
+
     options = AnalyzeOptions(
         encoding=args.encoding,
         kind=args.kind,
@@ -159,7 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyse a survey export (CSV/TSV/XLSX) and write a report")
     p.add_argument("input")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", help="output directory (required unless --dry-run)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only show the detected encoding, columns, first rows and problems, as JSON; analyse nothing",
+    )
     p.add_argument("--encoding", help="force the file encoding (utf-8, utf-8-sig, cp932, euc-jp …)")
     p.add_argument("--kind", choices=["survey", "support"], default="survey")
     p.add_argument("--metric", choices=["nps", "csat", "ces"], default="nps")
@@ -186,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "analyze" and not args.out and not args.dry_run:
+        parser.error("analyze: --out DIR is required (or use --dry-run to only inspect the file)")
     settings = get_settings()
     try:
         return int(args.func(args, settings))
