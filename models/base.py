@@ -68,7 +68,7 @@ def write_artifact(
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
-    np.savez_compressed(path / "weights.npz", **arrays)
+    np.savez_compressed(path / "weights.npz", **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
     full_meta = {"versions": library_versions(), **meta}
     (path / "meta.json").write_text(json.dumps(full_meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return path

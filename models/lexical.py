@@ -66,7 +66,9 @@ class SparseTfidf:
     def transform(self, docs: Sequence[str | Sequence[str]]) -> sp.csr_matrix:
         if not hasattr(self, "vocabulary_"):
             raise NotFittedError(f"This SparseTfidf({self.analyzer!r}) is not fitted yet; call 'fit' first")
-        indptr, indices, data = [0], [], []
+        indptr: list[int] = [0]
+        indices: list[int] = []
+        data: list[float] = []
         for doc in docs:
             cols, vals = [], []
             for term, count in Counter(self.terms_of(doc)).items():

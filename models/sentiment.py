@@ -40,6 +40,7 @@ class SentimentHead:
     lemma_weight, char_weight : scale of the two lexical blocks against the embedding (0 switches one off).
     """
 
+    meta_: dict[str, Any]  # meta.json of a loaded artifact
     _parameter_constraints: ClassVar[dict[str, tuple[object, ...]]] = {"class_weight": ("balanced", None)}
 
     def __init__(

@@ -1,7 +1,7 @@
 """Multi-label theme classifier: embeddings + lexical TF-IDF, one calibrated regression per theme.
 
 - Each trained theme has a logistic regression on ``[embedding | lemma TF-IDF | char n-gram TF-IDF]``
-  (``models.features``) and a decision threshold tuned for F1 on the validation split.
+  (``models.features``) and a decision threshold tuned for F1 on out-of-fold predictions.
 - Themes a team adds with only a handful of examples work at once through a prototype score: the
   best cosine similarity between the text and the theme's examples, mapped to a probability by a
   curve fitted on the default themes (so 0.5 means the same thing for both kinds of theme).
@@ -43,10 +43,18 @@ def _best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 
 class ThemeClassifier:
+    meta_: dict[str, Any]  # meta.json of a loaded artifact
+
     def __init__(
-        self, C: float = 4.0, lemma_weight: float = 1.0, char_weight: float = 1.0, review_margin: float = 0.12
+        self,
+        C: float = 4.0,
+        lemma_weight: float = 0.5,
+        char_weight: float = 1.0,
+        review_margin: float = 0.12,
+        folds: int = 5,
     ) -> None:
         self.C = C
+        self.folds = folds
         self.lemma_weight = lemma_weight
         self.char_weight = char_weight
         self.review_margin = review_margin
@@ -58,41 +66,52 @@ class ThemeClassifier:
         Y: np.ndarray,
         theme_ids: list[str],
         *,
-        val: TextBatch,
-        Y_val: np.ndarray,
         examples: dict[str, np.ndarray],
         bank_texts: list[str] | None = None,
         encoder_name: str | None = None,
     ) -> ThemeClassifier:
-        """Fit one regression per theme, tune thresholds on validation, fit the prototype curve.
+        """Tune each theme's threshold on out-of-fold predictions, then fit on all of ``batch``.
 
-        ``examples`` maps each theme id to the embeddings of its taxonomy example sentences.
-        ``bank_texts`` (aligned with ``batch``) are kept as nearest-example evidence.
+        ``batch`` is every labelled comment available for fitting (the corpus's train and validation
+        splits): ``folds``-fold out-of-fold probabilities give a threshold per theme from ~4,000 comments
+        instead of a few hundred, and the final regressions see all of them. ``examples`` maps each theme
+        id to the embeddings of its taxonomy example sentences; ``bank_texts`` (aligned with ``batch``)
+        are kept as nearest-example evidence.
         """
-        from sklearn.linear_model import LogisticRegression
-
+        Y = np.asarray(Y)
         self.theme_ids_ = list(theme_ids)
+        fold = np.arange(len(batch)) % self.folds
+        oof = np.zeros(Y.shape, dtype=np.float32)
+        for f in range(self.folds):
+            train, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+            feats = Featurizer(self.lemma_weight, self.char_weight).fit(batch.take(train))
+            coef, intercept = self._regressions(feats.transform(batch.take(train)), Y[train])
+            oof[held] = _sigmoid(np.asarray(feats.transform(batch.take(held)) @ coef.T) + intercept)
+        self.thresholds_ = np.array(
+            [_best_f1_threshold(Y[:, k], oof[:, k]) for k in range(len(theme_ids))], dtype=np.float32
+        )
         self.features_ = Featurizer(self.lemma_weight, self.char_weight).fit(batch)
-        F, F_val = self.features_.transform(batch), self.features_.transform(val)
-        coef = np.zeros((len(theme_ids), F.shape[1]), dtype=np.float32)
-        intercept = np.zeros(len(theme_ids), dtype=np.float32)
-        thresholds = np.full(len(theme_ids), 0.5, dtype=np.float32)
-        for k in range(len(theme_ids)):
-            if len(np.unique(Y[:, k])) < 2:
-                intercept[k] = -10.0  # no positive (or no negative) example: the theme never fires
-                continue
-            model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000)
-            model.fit(F, Y[:, k])
-            coef[k], intercept[k] = model.coef_[0], model.intercept_[0]
-            p_val = _sigmoid(np.asarray(F_val @ coef[k]) + intercept[k])
-            thresholds[k] = _best_f1_threshold(Y_val[:, k], p_val)
-        self.coef_, self.intercept_, self.thresholds_ = coef, intercept, thresholds
+        self.coef_, self.intercept_ = self._regressions(self.features_.transform(batch), Y)
         self.encoder_ = encoder_name
-        self._fit_prototype_curve(val.emb, Y_val, examples)
+        self._fit_prototype_curve(batch.emb, Y, examples)
         self.bank_ = np.asarray(batch.emb, dtype=np.float16)
         self.bank_labels_ = np.asarray(Y, dtype=np.uint8)
         self.bank_texts_ = list(bank_texts) if bank_texts is not None else [""] * len(batch)
         return self
+
+    def _regressions(self, F: Any, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One class-balanced logistic regression per theme column of ``Y``."""
+        from sklearn.linear_model import LogisticRegression
+
+        coef = np.zeros((Y.shape[1], F.shape[1]), dtype=np.float32)
+        intercept = np.zeros(Y.shape[1], dtype=np.float32)
+        for k in range(Y.shape[1]):
+            if len(np.unique(Y[:, k])) < 2:
+                intercept[k] = -10.0  # no positive (or no negative) example: the theme never fires
+                continue
+            model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000).fit(F, Y[:, k])
+            coef[k], intercept[k] = model.coef_[0], model.intercept_[0]
+        return coef, intercept
 
     def _fit_prototype_curve(self, X: np.ndarray, Y: np.ndarray, examples: dict[str, np.ndarray]) -> None:
         """Map 'best cosine to a theme's examples' to a probability, pooled over the default themes."""
@@ -171,6 +190,7 @@ class ThemeClassifier:
                 "lemma_weight": self.lemma_weight,
                 "char_weight": self.char_weight,
                 "review_margin": self.review_margin,
+                "folds": self.folds,
                 "theme_ids": self.theme_ids_,
                 "thresholds": [round(float(t), 4) for t in self.thresholds_],
                 "prototype_curve": [self.proto_a_, self.proto_b_],
@@ -192,7 +212,9 @@ class ThemeClassifier:
         config, arrays, meta = read_artifact(directory)
         if encoder_name is not None:
             check_encoder(meta.get("encoder"), encoder_name, str(directory))
-        clf = cls(config["C"], config["lemma_weight"], config["char_weight"], config["review_margin"])
+        clf = cls(
+            config["C"], config["lemma_weight"], config["char_weight"], config["review_margin"], config["folds"]
+        )
         clf.theme_ids_ = list(config["theme_ids"])
         clf.thresholds_ = np.array(config["thresholds"], dtype=np.float32)
         clf.proto_a_, clf.proto_b_ = (float(v) for v in config["prototype_curve"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def classification_report(
     }
 
 
-def multilabel_report(Y_true: np.ndarray, Y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, object]:
+def multilabel_report(Y_true: np.ndarray, Y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Micro- and macro-F1 of a multi-label prediction, and F1 per label."""
     Y_true, Y_pred = np.asarray(Y_true, bool), np.asarray(Y_pred, bool)
     tp = (Y_true & Y_pred).sum(axis=0).astype(float)

@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +150,7 @@ def load_corpus(directory: str | Path | None = None, theme_ids: list[str] | None
     return items
 
 
-def corpus_stats(items: list[CorpusItem]) -> dict[str, object]:
+def corpus_stats(items: list[CorpusItem]) -> dict[str, Any]:
     themes: Counter[str] = Counter()
     theme_sent: Counter[str] = Counter()
     for it in items:

@@ -41,24 +41,24 @@ def datasheet_tables(items: list[CorpusItem]) -> str:
     by_split = {s: [it for it in items if it.split == s] for s in ("train", "validation", "test")}
     parts = [
         f"comments: {stats['comments']}, sentences: {stats['sentences']}, "
-        f"median length {stats['length_chars']['median']:.0f} chars (p90 {stats['length_chars']['p90']:.0f}), "  # type: ignore[index]
+        f"median length {stats['length_chars']['median']:.0f} chars (p90 {stats['length_chars']['p90']:.0f}), "
         f"comments with no theme: {stats['no_theme']}",
         _table(("split", "comments"), [(s, len(v)) for s, v in by_split.items()]),
-        _table(("industry", "comments"), sorted(stats["industries"].items())),  # type: ignore[attr-defined]
-        _table(("kind", "comments"), sorted(stats["kinds"].items())),  # type: ignore[attr-defined]
+        _table(("industry", "comments"), sorted(stats["industries"].items())),
+        _table(("kind", "comments"), sorted(stats["kinds"].items())),
         _table(
             ("label", "comments", "sentences"),
             [
                 (k, stats["sentiment"].get(k, 0), stats["sentence_sentiment"].get(k, 0))
                 for k in ("positive", "neutral", "negative")
-            ],  # type: ignore[attr-defined]
+            ],
         ),
     ]
     theme_rows = []
-    for theme, n in stats["themes"].items():  # type: ignore[attr-defined]
+    for theme, n in stats["themes"].items():
         sent = Counter(
             {s: c for key, c in stats["theme_sentiment"].items() for t, s in [key.split(":")] if t == theme}
-        )  # type: ignore[attr-defined]
+        )
         split_n = [sum(1 for it in by_split[s] if theme in it.themes) for s in by_split]
         theme_rows.append((theme, n, sent["positive"], sent["neutral"], sent["negative"], *split_n))
     parts.append(
@@ -67,7 +67,7 @@ def datasheet_tables(items: list[CorpusItem]) -> str:
             theme_rows,
         )
     )
-    parts.append(_table(("phenomenon", "comments"), list(stats["phenomena"].items())))  # type: ignore[attr-defined]
+    parts.append(_table(("phenomenon", "comments"), list(stats["phenomena"].items())))
     cross = [
         (a, b) for a, b in near_duplicate_pairs([it.text for it in items]) if items[a].split != items[b].split
     ]

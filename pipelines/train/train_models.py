@@ -104,14 +104,14 @@ def train_models(
 
     # -- themes -----------------------------------------------------------------------------------
     examples = {t.id: embedder.encode([normalize_text(e) for e in t.examples]) for t in tax.themes}
+    # thresholds come from out-of-fold predictions over train + validation (see ThemeClassifier.fit)
+    fit_items = split["train"] + split["validation"]
     themes = ThemeClassifier().fit(
-        comments["train"],
-        _theme_matrix(split["train"], ids),
+        TextBatch.concat([comments["train"], comments["validation"]]),
+        _theme_matrix(fit_items, ids),
         ids,
-        val=comments["validation"],
-        Y_val=_theme_matrix(split["validation"], ids),
         examples=examples,
-        bank_texts=[p.text for p in prepared["train"]],
+        bank_texts=[p.text for p in prepared["train"] + prepared["validation"]],
         encoder_name=enc.name,
     )
 
@@ -135,7 +135,7 @@ def train_models(
         "themes_test": {
             "micro_f1": theme_report["micro_f1"],
             "macro_f1": theme_report["macro_f1"],
-            "per_theme_f1": {k: round(v["f1"], 4) for k, v in theme_report["per_label"].items()},  # type: ignore[union-attr]
+            "per_theme_f1": {k: round(v["f1"], 4) for k, v in theme_report["per_label"].items()},
         },
     }
     stats = corpus_stats(items)

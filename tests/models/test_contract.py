@@ -40,15 +40,11 @@ def _fit_sentiment() -> tuple[SentimentHead, TextBatch]:
 def _fit_themes() -> tuple[ThemeClassifier, TextBatch]:
     X, y = _blobs(300)
     Y = np.array([[lab == "negative", lab == "positive"] for lab in y], dtype=int)
-    Xv, yv = _blobs(120)
-    Yv = np.array([[lab == "negative", lab == "positive"] for lab in yv], dtype=int)
     examples = {"slow": X.emb[Y[:, 0] == 1][:3], "kind": X.emb[Y[:, 1] == 1][:3]}
     clf = ThemeClassifier().fit(
         X,
         Y,
         ["slow", "kind"],
-        val=Xv,
-        Y_val=Yv,
         examples=examples,
         bank_texts=[f"t{i}" for i in range(len(X))],
         encoder_name="enc-a",
