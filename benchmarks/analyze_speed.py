@@ -67,7 +67,7 @@ def run_one(path: Path, out: Path) -> None:
     bundle = load_bundle()
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    summary = analyze_file(path, out, bundle, AnalyzeOptions(bootstrap=1000))
+    summary = analyze_file(path, out, bundle, AnalyzeOptions())  # the CLI defaults
     run_s = time.perf_counter() - t1
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"RESULT {summary['input']['rows']} {load_s:.2f} {run_s:.2f} {peak_mb:.0f}")

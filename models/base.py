@@ -12,7 +12,8 @@ import hashlib
 import json
 import platform
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pipelines.errors import ModelError
 
 __all__ = [
     "NotFittedError",
+    "artifact_fields",
     "check_encoder",
     "data_digest",
     "library_versions",
@@ -99,11 +101,23 @@ def read_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
     return config, arrays, meta
 
 
+@contextmanager
+def artifact_fields(directory: str | Path) -> Iterator[None]:
+    """Turn a missing config or weights field into a ModelError that says what to do."""
+    try:
+        yield
+    except KeyError as exc:
+        raise ModelError(
+            f"model artifact has no field {exc}; it was written by another koe version; rebuild it with `koe train`",
+            file=str(directory),
+        ) from exc
+
+
 def check_encoder(trained_on: str | None, encoder_name: str, where: str) -> None:
     """Refuse to run a head on embeddings from an encoder it was not trained on."""
     if trained_on is not None and trained_on != encoder_name:
         raise ModelError(
             f"this model was trained on encoder '{trained_on}' but the loaded encoder is '{encoder_name}'; "
-            f"retrain with `koe train --encoder {encoder_name}` or switch KOE_ENCODER back",
+            f"retrain with `KOE_ENCODER={encoder_name} koe train` or switch KOE_ENCODER back",
             file=where,
         )

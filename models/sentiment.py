@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from models.base import NotFittedError, check_encoder, read_artifact, write_artifact
+from models.base import NotFittedError, artifact_fields, check_encoder, read_artifact, write_artifact
 from models.features import Featurizer, TextBatch
 from pipelines.errors import ConfigError
 from pipelines.records import SENTIMENT_LABELS
@@ -147,12 +147,13 @@ class SentimentHead:
         config, arrays, meta = read_artifact(directory)
         if encoder_name is not None:
             check_encoder(meta.get("encoder"), encoder_name, str(directory))
-        head = cls(config["C"], config["class_weight"], config["lemma_weight"], config["char_weight"])
-        head.features_ = Featurizer.from_saved(config["features"], arrays)
-        head.labels_ = list(config["labels"])
-        head.temperature_ = float(config["temperature"])
-        head.coef_ = arrays["coef"].astype(np.float32)
-        head.intercept_ = arrays["intercept"].astype(np.float32)
-        head.encoder_ = meta.get("encoder")
-        head.meta_ = meta
+        with artifact_fields(directory):
+            head = cls(config["C"], config["class_weight"], config["lemma_weight"], config["char_weight"])
+            head.features_ = Featurizer.from_saved(config["features"], arrays)
+            head.labels_ = list(config["labels"])
+            head.temperature_ = float(config["temperature"])
+            head.coef_ = arrays["coef"].astype(np.float32)
+            head.intercept_ = arrays["intercept"].astype(np.float32)
+            head.encoder_ = meta.get("encoder")
+            head.meta_ = meta
         return head

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from models.base import NotFittedError, check_encoder, read_artifact, write_artifact
+from models.base import NotFittedError, artifact_fields, check_encoder, read_artifact, write_artifact
 from models.features import Featurizer, TextBatch
 
 __all__ = ["ThemeClassifier"]
@@ -212,18 +212,23 @@ class ThemeClassifier:
         config, arrays, meta = read_artifact(directory)
         if encoder_name is not None:
             check_encoder(meta.get("encoder"), encoder_name, str(directory))
-        clf = cls(
-            config["C"], config["lemma_weight"], config["char_weight"], config["review_margin"], config["folds"]
-        )
-        clf.theme_ids_ = list(config["theme_ids"])
-        clf.thresholds_ = np.array(config["thresholds"], dtype=np.float32)
-        clf.proto_a_, clf.proto_b_ = (float(v) for v in config["prototype_curve"])
-        clf.features_ = Featurizer.from_saved(config["features"], arrays)
-        clf.coef_ = arrays["coef"].astype(np.float32)
-        clf.intercept_ = arrays["intercept"].astype(np.float32)
-        clf.bank_ = arrays["bank"]
-        clf.bank_labels_ = arrays["bank_labels"]
-        clf.bank_texts_ = list(config["bank_texts"])
-        clf.encoder_ = meta.get("encoder")
-        clf.meta_ = meta
+        with artifact_fields(directory):
+            clf = cls(
+                config["C"],
+                config["lemma_weight"],
+                config["char_weight"],
+                config["review_margin"],
+                config["folds"],
+            )
+            clf.theme_ids_ = list(config["theme_ids"])
+            clf.thresholds_ = np.array(config["thresholds"], dtype=np.float32)
+            clf.proto_a_, clf.proto_b_ = (float(v) for v in config["prototype_curve"])
+            clf.features_ = Featurizer.from_saved(config["features"], arrays)
+            clf.coef_ = arrays["coef"].astype(np.float32)
+            clf.intercept_ = arrays["intercept"].astype(np.float32)
+            clf.bank_ = arrays["bank"]
+            clf.bank_labels_ = arrays["bank_labels"]
+            clf.bank_texts_ = list(config["bank_texts"])
+            clf.encoder_ = meta.get("encoder")
+            clf.meta_ = meta
         return clf

@@ -3,6 +3,8 @@ batch order is preserved, and a head refuses embeddings from another encoder."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,13 @@ def test_tfidf_by_hand() -> None:
     chars = SparseTfidf("char", min_df=1, ngram_range=(1, 2)).terms_of("遅い")
     assert chars == [" ", "遅", "い", " ", " 遅", "遅い", "い "]
     assert vec.transform([[]]).nnz == 0
+
+
+def test_artifact_from_another_version_says_to_retrain(tmp_path) -> None:
+    clf, _ = _fit_themes()
+    path = clf.save(tmp_path / "t")
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    del config["folds"]
+    (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ModelError, match=r"no field 'folds'.*koe train"):
+        ThemeClassifier.load(path)
