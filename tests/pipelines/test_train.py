@@ -57,3 +57,23 @@ def test_train_then_classify(tmp_path: Path) -> None:
     assert out[2].sentiment == "positive"
     for r in out:
         assert abs(sum(r.scores.values()) - 1.0) < 1e-4
+
+
+@pytest.mark.slow
+def test_training_is_deterministic(tmp_path: Path) -> None:
+    import numpy as np
+
+    for name in ("a", "b"):
+        train_models(
+            tmp_path / name, corpus_dir=MINI, use_chabsa=False, cache_dir=tmp_path / "cache", progress=False
+        )
+    for head in ("sentiment", "themes"):
+        with (
+            np.load(tmp_path / "a" / head / "weights.npz") as a,
+            np.load(tmp_path / "b" / head / "weights.npz") as b,
+        ):
+            assert a.files == b.files
+            for key in a.files:
+                assert np.array_equal(a[key], b[key]), (head, key)
+        config_a = (tmp_path / "a" / head / "config.json").read_text(encoding="utf-8")
+        assert config_a == (tmp_path / "b" / head / "config.json").read_text(encoding="utf-8")

@@ -1,0 +1,58 @@
+"""The classify stage on the shipped models: custom themes work at once, results are deterministic."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.bundle import get_bundle
+from pipelines.classify import classify_texts
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return get_bundle()
+
+
+def test_a_custom_theme_works_from_a_handful_of_examples(bundle) -> None:
+    custom = bundle.with_taxonomy(
+        bundle.taxonomy.add_theme(
+            "packaging",
+            "梱包",
+            description="梱包・包装の状態や過剰包装について",
+            examples=[
+                "梱包が雑で箱が潰れていました",
+                "過剰包装でゴミが多すぎる",
+                "緩衝材が少なくて中身が動いていた",
+                "丁寧に梱包されていて感心しました",
+                "段ボールがつぶれて届いた",
+            ],
+        )
+    )
+    texts = ["箱がつぶれていて梱包もかなり雑でした", "スタッフの方の説明がわかりやすかったです"]
+    on, off = classify_texts(texts, custom)
+    assert "packaging" in on.theme_ids()
+    assert "packaging" not in off.theme_ids()
+    hit = next(t for t in on.themes if t.id == "packaging")
+    assert hit.label == "梱包" and hit.sentiment == "negative"
+    # the default themes are unchanged by the addition
+    assert [t.id for t in classify_texts(texts[1:], bundle)[0].themes] == off.theme_ids()
+
+
+def test_negation_and_mixed_comments(bundle) -> None:
+    fast, mixed = classify_texts(
+        ["思っていたより対応は遅くはなかったです。", "料金は高いけど、サポートの方はとても親切でした。"],
+        bundle,
+    )
+    assert fast.sentiment != "negative"
+    by_theme = {t.id: t.sentiment for t in mixed.themes}
+    assert by_theme.get("price") == "negative" and by_theme.get("support_staff") == "positive"
+    assert [s.sentiment for s in mixed.sentences] == ["negative", "positive"]
+
+
+def test_same_input_same_output_in_any_batch(bundle) -> None:
+    texts = ["配送が遅い", "特になし", "アプリが落ちて使えません😡", "ありがとうございました"]
+    alone = [classify_texts([t], bundle)[0].to_dict() for t in texts]
+    together = [r.to_dict() for r in classify_texts(texts, bundle)]
+    assert alone == together
