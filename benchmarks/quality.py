@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,52 +55,24 @@ def sentiment_eval(bundle: ModelBundle, texts: Sequence[str], gold: Sequence[str
     return {"n": len(gold), "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "ece": ece}  # type: ignore[dict-item]
 
 
-def peer_predictors() -> dict[str, Callable[[str], str] | str]:
-    """Dictionary-based Japanese sentiment tools, each mapped to positive/neutral/negative."""
-    peers: dict[str, Callable[[str], str] | str] = {}
-    try:
-        import ipadic
-        import oseti
+def peer_labels(texts: list[str], python: str) -> dict[str, list[str] | str]:
+    """Labels from the dictionary-based peers, run by ``benchmarks/peers.py`` under ``python``.
 
-        analyzer = oseti.Analyzer(mecab_args=f"-r /dev/null -d {ipadic.DICDIR}")
-
-        def oseti_label(text: str) -> str:
-            s = sum(analyzer.analyze(text) or [0])
-            return "positive" if s > 0 else "negative" if s < 0 else "neutral"
-
-        oseti_label("テスト")
-        peers["oseti"] = oseti_label
-    except Exception as exc:  # a peer that does not install or run is reported, not fatal
-        peers["oseti"] = f"not available ({type(exc).__name__}: {str(exc)[:60]})"
-    try:
-        import ipadic
-        from mlask import MLAsk
-
-        mlask = MLAsk(f"-r /dev/null -d {ipadic.DICDIR}")
-
-        def mlask_label(text: str) -> str:
-            res = mlask.analyze(text)
-            orient = (res or {}).get("orientation")
-            return {"POSITIVE": "positive", "NEGATIVE": "negative"}.get(str(orient), "neutral")
-
-        mlask_label("テスト")
-        peers["pymlask"] = mlask_label
-    except Exception as exc:
-        peers["pymlask"] = f"not available ({type(exc).__name__}: {str(exc)[:60]})"
-    try:
-        from asari.api import Sonar
-
-        sonar = Sonar()
-
-        def asari_label(text: str) -> str:
-            res = sonar.ping(text=text)
-            return "positive" if res["top_class"] == "positive" else "negative"
-
-        asari_label("テスト")
-        peers["asari"] = asari_label
-    except Exception as exc:
-        peers["asari"] = f"not available ({type(exc).__name__}: {str(exc)[:60]})"
-    return peers
+    The peers pin old libraries (asari wants packaging<22, oseti's sentence splitter breaks beside
+    transformers 5), so they can live in a virtualenv of their own: ``--peers-python /path/bin/python``.
+    """
+    proc = subprocess.run(
+        [python, str(Path(__file__).with_name("peers.py"))],
+        input=json.dumps(texts, ensure_ascii=False),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return {
+            "peers": f"not available ({proc.stderr.strip().splitlines()[-1][:80] if proc.stderr else proc.returncode})"
+        }
+    return dict(json.loads(proc.stdout))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default=".koe-cache")
     ap.add_argument("--json", default=None, help="also write the figures as JSON")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument(
+        "--peers-python", default=sys.executable, help="a Python with asari / oseti / pymlask installed"
+    )
     args = ap.parse_args(argv)
 
     bundle = load_bundle(args.artifacts)
@@ -169,16 +145,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.no_peers:
         print("\n## Dictionary-based peers on the same texts (macro-F1)\n")
-        peers = peer_predictors()
-        print("| peer | " + " | ".join(sets) + " |\n|---|" + "---:|" * len(sets))
-        for peer, fn in peers.items():
-            if isinstance(fn, str):
-                print(f"| {peer} | {fn} |")
-                figures["peers"][peer] = fn  # type: ignore[index]
+        order = list(sets)
+        flat = [t for name in order for t in sets[name][0]]
+        labels = peer_labels(flat, args.peers_python)
+        print("| peer | " + " | ".join(order) + " |\n|---|" + "---:|" * len(order))
+        for peer, got in labels.items():
+            if isinstance(got, str):
+                print(f"| {peer} | {got} |")
+                figures["peers"][peer] = got  # type: ignore[index]
                 continue
-            row = []
-            for name, (texts, gold) in sets.items():
-                rep_p = classification_report(gold, [fn(t) for t in texts], LABELS)
+            row, start = [], 0
+            for name in order:
+                texts, gold = sets[name]
+                rep_p = classification_report(gold, got[start : start + len(texts)], LABELS)
+                start += len(texts)
                 row.append(f"{rep_p['macro_f1']:.3f}")
                 figures["peers"].setdefault(peer, {})[name] = rep_p["macro_f1"]  # type: ignore[union-attr]
             print(f"| {peer} | " + " | ".join(row) + " |")

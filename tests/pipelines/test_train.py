@@ -77,3 +77,13 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
                 assert np.array_equal(a[key], b[key]), (head, key)
         config_a = (tmp_path / "a" / head / "config.json").read_text(encoding="utf-8")
         assert config_a == (tmp_path / "b" / head / "config.json").read_text(encoding="utf-8")
+
+
+def test_shipped_corpus_reproduces_the_committed_splits() -> None:
+    """Adding comments must never move existing ones between splits (regenerate with --write on purpose)."""
+    from pipelines.train.datasheet import read_splits
+
+    items = load_corpus()
+    assert {it.id: it.split for it in items} == read_splits()
+    assert len(items) >= 4000
+    assert len({it.industry for it in items}) >= 10
