@@ -165,6 +165,24 @@ def _nps_point(
     return block.get("score"), ci[0], ci[1], block.get("n")
 
 
+def _interval_point(
+    ax: Any, x: float, y: float, lo: float | None, hi: float | None, color: str, *, hollow: bool = False
+) -> None:
+    """A point estimate with its 95% interval as a horizontal error bar (hollow: not tested, too few)."""
+    ax.errorbar(
+        x,
+        y,
+        xerr=_xerr(x, lo, hi),
+        fmt="o",
+        color=color,
+        ecolor=color,
+        elinewidth=1.6,
+        capsize=3,
+        markersize=6,
+        markerfacecolor="white" if hollow else color,
+    )
+
+
 def _xerr(value: float, lo: float | None, hi: float | None) -> list[list[float]]:
     return [[value - lo if lo is not None else 0.0], [hi - value if hi is not None else 0.0]]
 
@@ -258,17 +276,7 @@ def _segment(
                 transform=ax.get_yaxis_transform(),
             )
             continue
-        ax.errorbar(
-            score,
-            y,
-            xerr=_xerr(score, lo, hi),
-            fmt="o",
-            color=_POINT,
-            ecolor=_POINT,
-            elinewidth=1.6,
-            capsize=3,
-            markersize=6,
-        )
+        _interval_point(ax, score, y, lo, hi, _POINT)
         ax.annotate(
             fmt_value(score, kind),
             (hi if hi is not None else score, y),
@@ -482,18 +490,7 @@ def _drivers(summary: Mapping[str, Any]) -> Chart | None:
         color, label = _driver_style(d)
         seen.setdefault(label, color)
         too_few = d.get("gate") == "too_few"
-        ax.errorbar(
-            value,
-            top - i,
-            xerr=_xerr(value, lo, hi),
-            fmt="o",
-            color=color,
-            ecolor=color,
-            elinewidth=1.6,
-            capsize=3,
-            markersize=6,
-            markerfacecolor="white" if too_few else color,
-        )
+        _interval_point(ax, value, top - i, lo, hi, color, hollow=too_few)
     labels = [
         f"{_mpl_text(d.get('label') or d.get('theme'))}（n={fmt_count(d.get('mentions'))}）" for d in drivers
     ]
