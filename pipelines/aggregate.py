@@ -11,7 +11,7 @@ The runner adds ``issues`` (it owns errors.csv).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import PurePath
 from typing import Any
 
@@ -67,6 +67,8 @@ _NOTE_SMALL = "スコアのある回答が{n}件と少ないため、95%信頼�
 _NOTE_SUPPORT = "スコア列がない（サポート問い合わせ）ため、NPS・セグメント別スコア・ドライバー分析・推奨者の声は算出していません。"
 _NOTE_NO_DATE = "日付列がないため、期間別の推移と前期比較は算出していません。"
 
+
+JST = timezone(timedelta(hours=9), "JST")  # report times in Japan time, whatever the server's zone
 
 def _plain(obj: Any) -> Any:
     """JSON-ready copy: numpy scalars -> Python numbers, tuples/arrays -> lists, paths -> str."""
@@ -196,7 +198,7 @@ def build_summary(
 
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "generated_at": (generated_at or datetime.now(UTC).astimezone()).isoformat(timespec="seconds"),
+        "generated_at": (generated_at or datetime.now(JST)).isoformat(timespec="seconds"),
         "input": {
             "file": info.file,
             "format": info.format,
