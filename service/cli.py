@@ -154,11 +154,15 @@ def _emit(batch: Sequence[tuple[Any, str]], results: Sequence[Any]) -> None:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from models.taxonomy import load_taxonomy
     from pipelines.train.train_models import train_models
 
+    taxonomy_path = args.taxonomy or settings.taxonomy_path
     result = train_models(
         args.out or (settings.artifacts_dir or Path(__file__).resolve().parents[1] / "models" / "artifacts"),
         encoder=settings.encoder,
+        corpus_dir=args.corpus,
+        taxonomy=load_taxonomy(taxonomy_path) if taxonomy_path else None,
         use_chabsa=not args.no_chabsa,
         cache_dir=args.cache_dir,
         progress=not args.quiet,
@@ -198,6 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="retrain the sentiment and theme heads from the project corpus")
     p.add_argument("--out", type=Path)
     p.add_argument("--no-chabsa", action="store_true")
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        help="directory of labelled *.jsonl (default: the shipped corpus; see its WRITING_GUIDE)",
+    )
+    p.add_argument(
+        "--taxonomy",
+        type=Path,
+        help="taxonomy YAML whose themes the corpus labels (default: KOE_TAXONOMY_PATH)",
+    )
     p.add_argument("--cache-dir", default=".koe-cache")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)

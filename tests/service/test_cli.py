@@ -151,3 +151,43 @@ def test_dry_run_shows_detected_columns(capsys: pytest.CaptureFixture[str]) -> N
     assert found["encoding"] == "cp932"
     assert found["mapping"]["texts"] == ["理由", "改善してほしい点"]
     assert found["mapping"]["score"].startswith("推奨度")
+
+
+def test_train_learns_a_custom_theme_from_labelled_comments(tmp_path: Path, capsys) -> None:
+    """A team adds a theme to its taxonomy, labels comments for it, and `koe train` makes it a trained theme."""
+    import shutil
+
+    from models.bundle import load_bundle
+    from models.taxonomy import default_taxonomy
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "mini_corpus", corpus)
+    texts = [
+        "箱がつぶれて届きました。",
+        "梱包が雑で中身が偏っていました。",
+        "緩衝材がほとんど入っていなかった。",
+        "過剰包装でゴミが多すぎます。",
+        "段ボールが濡れていて破れていました。",
+        "袋が破れて中身がこぼれていた。",
+        "梱包がとても丁寧で感心しました。",
+        "プチプチで厳重に包まれていて安心でした。",
+        "外箱がへこんでいました。",
+        "テープがはがれて箱が開いていました。",
+    ]
+    with (corpus / "part-packaging.jsonl").open("w", encoding="utf-8") as fh:
+        for i, text in enumerate(texts, start=1):
+            label = "positive" if "丁寧" in text or "安心" in text else "negative"
+            record = {
+                "id": f"ec-9{i:03d}", "industry": "ec", "kind": "survey", "channel": "survey", "score": 5,
+                "sentences": [{"text": text, "sentiment": label}], "sentiment": label,
+                "themes": {"packaging": label}, "phenomena": [],
+            }  # fmt: skip
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    taxonomy = (
+        default_taxonomy().add_theme("packaging", "梱包", examples=texts[:3]).save(tmp_path / "tax.yaml")
+    )
+    args = ["train", "--out", str(tmp_path / "art"), "--corpus", str(corpus), "--taxonomy", str(taxonomy)]
+    assert main([*args, "--no-chabsa", "--quiet", "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "themes_test" in capsys.readouterr().out
+    bundle = load_bundle(tmp_path / "art", taxonomy_path=taxonomy)
+    assert "packaging" in bundle.themes.theme_ids_  # trained, no longer a prototype-only theme
