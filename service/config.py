@@ -27,14 +27,11 @@ class Settings(BaseSettings):
 
     # input limits
     max_upload_bytes: int = Field(2 * 1024**3, ge=1)
-    max_rows: int = Field(1_000_000, ge=1)
 
     # analysis
     min_count: int = Field(5, ge=1, description="minimum mentions before a driver is tested")
     bootstrap_samples: int = Field(2000, ge=100)
     seed: int = 0
-
-    data_dir: Path = Field(Path.home() / ".koe", description="cache and local state")
 
 
 @lru_cache(maxsize=1)
