@@ -6,8 +6,8 @@ Each size runs in a fresh subprocess (so peak RSS is that run's own). The synthe
 CSVs like the shipped example: answers are one or two sentences drawn from the project corpus
 (median ~45 characters), 15% "特になし"-style stock answers, a second question answered by 40% of
 respondents, dates over 8 weeks and three segment columns. The corpus has ~9k sentences, so each drawn
-answer gets a lead-in and a number (「正直、」「3回目ですが、」) that make it, like real answers, practically
-unique: only the stock answers hit the embedding cache, as in a real export. Goal (issue): 10k rows < 3 minutes,
+clause (the unit the encoder embeds) gets a lead-in and a number (「正直、3回目で…」) that make it, like real
+answers, practically unique: only the stock answers hit the embedding cache, as in a real export. Goal (issue): 10k rows < 3 minutes,
 peak memory < 2 GB and flat in the number of rows.
 """
 
@@ -27,12 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STOCK = ["特になし", "特にありません", "なし", "満足", "普通", "とくになし", "ないです"]
-LEAD_INS = ["正直、", "個人的には、", "今回", "前回も思いましたが、", "家族も言っていますが、", "率直に言うと、", "", "あと、"]
+LEAD_INS = ["正直、", "個人的には、", "今回", "前回も", "家族も", "率直に言うと、", "", "あと、"]
 
 
 def make_export(path: Path, n_rows: int, seed: int = 0) -> None:
+    from models.tokenizer import get_tokenizer
+    from pipelines.tokenization import split_clauses
     from pipelines.train.corpus import load_corpus
 
+    tok = get_tokenizer()
     rng = random.Random(seed)
     sentences = [s for it in load_corpus() for s, _ in it.sentences]
     start = datetime(2026, 9, 28)
@@ -45,7 +48,9 @@ def make_export(path: Path, n_rows: int, seed: int = 0) -> None:
                 if rng.random() < 0.15:
                     return rng.choice(STOCK)
                 body = "".join(rng.choice(sentences) for _ in range(rng.choice([1, 1, 2])))
-                return f"{rng.choice(LEAD_INS)}{rng.randrange(1, 1000)}回目ですが、{body}"
+                # every clause gets its own lead-in and number, so no clause repeats from the sentence pool
+                clauses = split_clauses(body, tok) or [body]
+                return "".join(f"{rng.choice(LEAD_INS)}{rng.randrange(1, 1000)}回目で{c}" for c in clauses)
 
             when = start + timedelta(minutes=rng.randrange(8 * 7 * 24 * 60))
             w.writerow(

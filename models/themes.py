@@ -50,7 +50,7 @@ class ThemeClassifier:
         C: float = 4.0,
         lemma_weight: float = 0.5,
         char_weight: float = 1.0,
-        review_margin: float = 0.12,
+        review_margin: float = 0.06,
         folds: int = 5,
     ) -> None:
         self.C = C
