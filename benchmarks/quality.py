@@ -17,12 +17,14 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.bundle import ModelBundle, load_bundle
+from models.encoders import DEFAULT_ENCODER
 from models.encoders.base import Encoder, Prefix
 from pipelines.classify import classify_texts
 from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
@@ -78,6 +80,9 @@ def peer_labels(texts: list[str], python: str) -> dict[str, list[str] | str]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--artifacts", default=None)
+    ap.add_argument(
+        "--encoder", default=DEFAULT_ENCODER, help="the encoder the heads in --artifacts were trained on"
+    )
     ap.add_argument("--cache-dir", default=".koe-cache")
     ap.add_argument("--json", default=None, help="also write the figures as JSON")
     ap.add_argument("--no-peers", action="store_true")
@@ -86,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    bundle = load_bundle(args.artifacts)
+    bundle = load_bundle(args.artifacts, encoder=args.encoder)
     bundle.encoder = DiskCachedEncoder(bundle.encoder, args.cache_dir)
     items = load_corpus()
     test = [it for it in items if it.split == "test"]
@@ -105,13 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError:
         print("shared/data not found: JRTE and chABSA rows skipped", file=sys.stderr)
 
-    figures: dict[str, object] = {"sentiment": {}, "peers": {}}
+    figures: dict[str, Any] = {"sentiment": {}, "peers": {}}
     print("\n## Sentiment (positive / neutral / negative)\n")
     print("| set | n | accuracy | macro-F1 | ECE |\n|---|---:|---:|---:|---:|")
     for name, (texts, gold) in sets.items():
-        r = sentiment_eval(bundle, texts, gold)
-        figures["sentiment"][name] = r  # type: ignore[index]
-        print(f"| {name} | {r['n']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['ece']:.3f} |")
+        ev = sentiment_eval(bundle, texts, gold)
+        figures["sentiment"][name] = ev
+        print(f"| {name} | {ev['n']} | {ev['accuracy']:.3f} | {ev['macro_f1']:.3f} | {ev['ece']:.3f} |")
 
     results = classify_texts([it.text for it in test], bundle, explain=False)
     ids = bundle.taxonomy.ids
@@ -138,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("| theme | F1 | precision | recall | support |\n|---|---:|---:|---:|---:|")
     for t in ids:
-        v = rep["per_label"][t]  # type: ignore[index]
+        v = rep["per_label"][t]
         print(
             f"| {t} ({bundle.taxonomy.get(t).name}) | {v['f1']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['support']} |"
         )
@@ -152,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for peer, got in labels.items():
             if isinstance(got, str):
                 print(f"| {peer} | {got} |")
-                figures["peers"][peer] = got  # type: ignore[index]
+                figures["peers"][peer] = got
                 continue
             row, start = [], 0
             for name in order:
@@ -160,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rep_p = classification_report(gold, got[start : start + len(texts)], LABELS)
                 start += len(texts)
                 row.append(f"{rep_p['macro_f1']:.3f}")
-                figures["peers"].setdefault(peer, {})[name] = rep_p["macro_f1"]  # type: ignore[union-attr]
+                figures["peers"].setdefault(peer, {})[name] = rep_p["macro_f1"]
             print(f"| {peer} | " + " | ".join(row) + " |")
     if args.json:
         Path(args.json).write_text(

@@ -69,6 +69,7 @@ def load_bundle(
     encoder: str = DEFAULT_ENCODER,
     taxonomy_path: str | Path | None = None,
     num_threads: int | None = None,
+    cache_dir: str | None = None,
 ) -> ModelBundle:
     root = Path(artifacts_dir) if artifacts_dir else ARTIFACTS_DIR
     if not (root / "sentiment").is_dir() or not (root / "themes").is_dir():
@@ -77,7 +78,7 @@ def load_bundle(
             "train them with `koe train` or set KOE_ARTIFACTS_DIR",
             file=str(root),
         )
-    enc = get_encoder(encoder, num_threads)
+    enc = get_encoder(encoder, num_threads, cache_dir)
     taxonomy = load_taxonomy(taxonomy_path) if taxonomy_path else default_taxonomy()
     return ModelBundle(
         encoder=enc,
@@ -95,6 +96,9 @@ def get_bundle(
     encoder: str = DEFAULT_ENCODER,
     taxonomy_path: str | None = None,
     num_threads: int | None = None,
+    cache_dir: str | None = None,
 ) -> ModelBundle:
     """The process-wide bundle for these settings (loaded lazily, once)."""
-    return load_bundle(artifacts_dir, encoder=encoder, taxonomy_path=taxonomy_path, num_threads=num_threads)
+    return load_bundle(
+        artifacts_dir, encoder=encoder, taxonomy_path=taxonomy_path, num_threads=num_threads, cache_dir=cache_dir
+    )

@@ -27,6 +27,7 @@ def _bundle(settings: Settings) -> Any:
         settings.encoder,
         str(settings.taxonomy_path) if settings.taxonomy_path else None,
         settings.num_threads,
+        str(settings.cache_dir),
     )
 
 
@@ -154,13 +155,14 @@ def _emit(batch: Sequence[tuple[Any, str]], results: Sequence[Any]) -> None:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from models.encoders import load_encoder
     from models.taxonomy import load_taxonomy
     from pipelines.train.train_models import train_models
 
     taxonomy_path = args.taxonomy or settings.taxonomy_path
     result = train_models(
         args.out or (settings.artifacts_dir or Path(__file__).resolve().parents[1] / "models" / "artifacts"),
-        encoder=settings.encoder,
+        encoder=load_encoder(settings.encoder, num_threads=settings.num_threads, cache_dir=settings.cache_dir),
         corpus_dir=args.corpus,
         taxonomy=load_taxonomy(taxonomy_path) if taxonomy_path else None,
         use_chabsa=not args.no_chabsa,

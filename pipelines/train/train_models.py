@@ -33,6 +33,8 @@ __all__ = ["train_models"]
 
 log = logging.getLogger(__name__)
 
+SENTIMENT_C_GRID = (1.0, 4.0, 8.0)
+
 
 def _comment_batch(items: list[CorpusItem], embedder: CachedEmbedder) -> tuple[list[Prepared], TextBatch]:
     """Comments as the classify stage sees them: clauses embedded once, comment vector their mean."""
@@ -94,13 +96,20 @@ def train_models(
             parts.append(_sentence_batch([t for t, _ in chabsa], embedder))
             labels.extend(lab for _, lab in chabsa)
             chabsa_n = len(chabsa)
-    sentiment = SentimentHead().fit(
-        TextBatch.concat(parts),
-        labels,
-        cal=TextBatch.concat([sentences["validation"][0], comments["validation"]]),
-        y_cal=[*sentences["validation"][1], *(it.sentiment for it in split["validation"])],
-        encoder_name=enc.name,
-    )
+    # C is chosen on the validation split: the best value depends on the encoder (1 on the tuned
+    # e5, 4-8 on the frozen one), so each `koe train` picks it for the encoder it trains on
+    cal = TextBatch.concat([sentences["validation"][0], comments["validation"]])
+    y_cal = [*sentences["validation"][1], *(it.sentiment for it in split["validation"])]
+    train_batch = TextBatch.concat(parts)
+    grid: dict[float, float] = {}
+    best: SentimentHead | None = None
+    for c in SENTIMENT_C_GRID:
+        head = SentimentHead(C=c).fit(train_batch, labels, cal=cal, y_cal=y_cal, encoder_name=enc.name)
+        grid[c] = float(classification_report(y_cal, head.predict(cal), SENTIMENT_LABELS)["macro_f1"])  # type: ignore[arg-type]
+        if best is None or grid[c] > grid[best.C]:
+            best = head
+    assert best is not None
+    sentiment = best
 
     # -- themes -----------------------------------------------------------------------------------
     examples = {t.id: embedder.encode([normalize_text(e) for e in t.examples]) for t in tax.themes}
@@ -146,7 +155,12 @@ def train_models(
     out = Path(out_dir)
     sentiment.save(
         out / "sentiment",
-        meta={"name": "koe-sentiment-lr", "chabsa_train_sentences": chabsa_n, **common},
+        meta={
+            "name": "koe-sentiment-lr",
+            "chabsa_train_sentences": chabsa_n,
+            "validation_macro_f1_by_C": {str(c): round(f, 4) for c, f in grid.items()},
+            **common,
+        },
     )
     themes.save(out / "themes", meta={"name": "koe-themes-lr", "taxonomy_version": tax.version, **common})
     return {"metrics": metrics, "corpus": stats}

