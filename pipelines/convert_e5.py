@@ -26,7 +26,7 @@ import numpy as np
 from models.e5_tokenizer import build_tokenizers_tokenizer
 from models.e5_weights import E5Weights, read_bundle
 
-__all__ = ["bundle_tensors", "hf_state", "write_hf_model"]
+__all__ = ["bundle_tensors", "hf_state", "write_hf_model", "xlmr_config"]
 
 POSITION_OFFSET = 2  # XLM-R: padding_idx (1) + 1
 
@@ -93,7 +93,7 @@ def bundle_tensors(state: Mapping[str, np.ndarray], layers: int) -> dict[str, np
     return out
 
 
-def _config(weights: E5Weights) -> dict[str, Any]:
+def xlmr_config(weights: E5Weights) -> dict[str, Any]:
     return {
         "architectures": ["XLMRobertaModel"],
         "model_type": "xlm-roberta",
@@ -124,7 +124,7 @@ def write_hf_model(out_dir: str | Path, weights: E5Weights | None = None) -> Pat
     w = weights or read_bundle()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(_config(w), indent=2) + "\n")
+    (out / "config.json").write_text(json.dumps(xlmr_config(w), indent=2) + "\n")
     save_file(hf_state(w), str(out / "model.safetensors"), metadata={"format": "pt", "source": w.digest})
     build_tokenizers_tokenizer(w, with_normalizer=True).save(str(out / "tokenizer.json"))
     special = {

@@ -38,7 +38,7 @@ from models.encoders.onnx_encoder import OnnxE5Encoder
 from models.taxonomy import default_taxonomy
 from models.tokenizer import get_tokenizer
 from pipelines.classify import prepare
-from pipelines.convert_e5 import _config, bundle_tensors, hf_state
+from pipelines.convert_e5 import bundle_tensors, hf_state, xlmr_config
 from pipelines.metrics import classification_report, multilabel_report
 from pipelines.normalize import normalize_text
 from pipelines.pii import mask_pii
@@ -121,7 +121,7 @@ class _Tuner:
 
         w = read_bundle()
         self.torch = torch
-        config = XLMRobertaConfig(**_config(w))
+        config = XLMRobertaConfig(**xlmr_config(w))
         self.encoder = XLMRobertaModel(config, add_pooling_layer=False)
         state = {k: torch.from_numpy(v) for k, v in hf_state(w).items() if not k.startswith("pooler.")}
         self.encoder.load_state_dict(state, strict=True)
