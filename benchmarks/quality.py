@@ -77,6 +77,33 @@ def peer_labels(texts: list[str], python: str) -> dict[str, list[str] | str]:
     return dict(json.loads(proc.stdout))
 
 
+def custom_theme_eval(bundle: ModelBundle, test: list[Any], Y: np.ndarray) -> dict[str, float]:
+    """Custom themes, leave-one-theme-out: each trained theme in turn is scored the way a theme a team
+    adds is, by the prototype margin to its five taxonomy examples (its own examples left out of the
+    rival set), on the test comments' vectors as the classify stage builds them."""
+    from pipelines.classify import batches, prepare
+
+    themes = bundle.themes
+    prepared = [prepare(it.text, bundle.tokenizer) for it in test]
+    emb = batches(prepared, bundle.encoder.encode([c for p in prepared for c in p.clauses]))[0].emb
+    ids = bundle.taxonomy.ids
+    f1s, precisions = [], []
+    for k, theme_id in enumerate(themes.theme_ids_):
+        examples = themes.examples_[themes.examples_owner_ == k]
+        margin = themes._prototype_margin(emb, examples, exclude=k)
+        pred = themes.proto_a_ * margin + themes.proto_b_ >= 0  # probability >= 0.5
+        gold = Y[:, ids.index(theme_id)].astype(bool)
+        tp = float(np.sum(pred & gold))
+        f1s.append(2 * tp / max(float(pred.sum() + gold.sum()), 1.0))
+        precisions.append(tp / max(float(pred.sum()), 1.0))
+    out = {"f1": float(np.mean(f1s)), "precision": float(np.mean(precisions)), "themes": len(f1s)}
+    print(
+        f"\nCustom themes, leave-one-theme-out (each of {len(f1s)} themes known only by its examples): "
+        f"mean F1 {out['f1']:.3f}, mean precision {out['precision']:.3f}"
+    )
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--artifacts", default=None)
@@ -147,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"| {t} ({bundle.taxonomy.get(t).name}) | {v['f1']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['support']} |"
         )
+
+    figures["custom_themes"] = custom_theme_eval(bundle, test, Y)
 
     if not args.no_peers:
         print("\n## Dictionary-based peers on the same texts (macro-F1)\n")
