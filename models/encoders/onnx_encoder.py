@@ -131,19 +131,19 @@ class OnnxE5Encoder(Encoder):
         steps.close()
 
     def _get_session(self) -> Any:
-        if self._session is None:
-            import onnxruntime as ort
+        with _build_lock:  # one build and one session, however many threads ask at once
+            if self._session is None:
+                import onnxruntime as ort
 
-            path = self.graph_path()
-            with _build_lock:
+                path = self.graph_path()
                 if not path.exists():
                     self._build(path)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.num_threads or 0
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.log_severity_level = 3
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.num_threads or 0
+                options.inter_op_num_threads = 1
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                options.log_severity_level = 3
+                self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return self._session
 
     # -- encoding -------------------------------------------------------------------------------

