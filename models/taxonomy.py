@@ -101,6 +101,27 @@ class Taxonomy:
         themes = tuple(replace(t, name=name) if t.id == target.id else t for t in self.themes)
         return replace(self, version=self.version + 1, themes=themes)
 
+    def edit(
+        self,
+        theme_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        add_examples: tuple[str, ...] | list[str] = (),
+    ) -> Taxonomy:
+        """Rename, re-describe or teach a theme more examples; the id stays."""
+        target = self.get(theme_id)
+        changed = replace(
+            target,
+            name=target.name if name is None else name,
+            description=target.description if description is None else description,
+            examples=target.examples + tuple(e for e in add_examples if e not in target.examples),
+        )
+        if changed == target:
+            raise ConfigError("the edit changes nothing", value=theme_id)
+        themes = tuple(changed if t.id == target.id else t for t in self.themes)
+        return replace(self, version=self.version + 1, themes=themes)
+
     def merge(self, source_id: str, into_id: str) -> Taxonomy:
         source, target = self.get(source_id), self.get(into_id)
         if source.id == target.id:

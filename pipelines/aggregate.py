@@ -40,7 +40,7 @@ from pipelines.quotes import Embeddings, promoter_quotes, theme_quotes
 from pipelines.records import AnalyzedRow, IngestInfo
 from pipelines.signals import DEFAULT_NEGATIVE, DEFAULT_POSITIVE, engagement_signals
 
-__all__ = ["SCHEMA_VERSION", "build_summary", "notes_for"]
+__all__ = ["SCHEMA_VERSION", "build_summary", "notes_for", "subset_drivers"]
 
 SCHEMA_VERSION = "1.0"
 SMALL_SAMPLE = 100  # below this many scored responses, the notes point at the width of the interval
@@ -69,6 +69,7 @@ _NOTE_NO_DATE = "日付列がないため、期間別の推移と前期比較は
 
 
 JST = timezone(timedelta(hours=9), "JST")  # report times in Japan time, whatever the server's zone
+
 
 def _plain(obj: Any) -> Any:
     """JSON-ready copy: numpy scalars -> Python numbers, tuples/arrays -> lists, paths -> str."""
@@ -254,3 +255,34 @@ def build_summary(
         ),
     }
     return _plain(summary)
+
+
+def subset_drivers(
+    rows: list[AnalyzedRow],
+    info: IngestInfo,
+    taxonomy: list[dict[str, Any]],
+    *,
+    min_count: int = 5,
+    seed: int = 0,
+    bootstrap: int = 2000,
+) -> dict[str, Any]:
+    """NPS and drivers of a subset of the rows (one segment value), computed as for the whole survey.
+
+    ``nps`` and ``drivers`` are None for support data (no score).
+    """
+    metric = get_metric(info.metric) if info.kind == "survey" else None
+    if metric is None:
+        return {"n": len(rows), "nps": None, "drivers": None}
+    scores = [r.score for r in rows]
+    groups = [group_of(s, metric) if s is not None else None for s in scores]
+    responses = [response_themes(r.answers) if r.answers else None for r in rows]
+    tm = ThemeMatrix.from_responses(responses, [t["id"] for t in taxonomy])
+    return _plain(
+        {
+            "n": len(rows),
+            "nps": nps_summary(scores, metric),
+            "drivers": driver_analysis(
+                tm, groups, taxonomy, metric, min_count=min_count, bootstrap=bootstrap, seed=seed
+            ),
+        }
+    )

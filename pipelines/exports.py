@@ -16,7 +16,15 @@ from typing import IO
 from pipelines.errors import RowIssue
 from pipelines.records import SurveyRow, TextResult
 
-__all__ = ["ERROR_COLUMNS", "EXTRA_CELLS_COLUMN", "ErrorsWriter", "RowsWriter", "neutralize_formula"]
+__all__ = [
+    "ERROR_COLUMNS",
+    "EXTRA_CELLS_COLUMN",
+    "ErrorsWriter",
+    "RowsTable",
+    "RowsWriter",
+    "neutralize_formula",
+    "write_rows_xlsx",
+]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ERROR_COLUMNS = ["file", "row", "column", "value", "message"]
@@ -28,14 +36,17 @@ def neutralize_formula(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-class RowsWriter:
-    """Streams ``rows.csv``: original columns, then koe's columns per question."""
+class RowsTable:
+    """The cells of ``rows.csv`` and the XLSX export: original columns, then koe's columns per question.
 
-    def __init__(self, path: Path, columns: list[str], questions: list[str], *, group_column: bool) -> None:
-        self.path = path
+    Every cell is already neutralised against formula injection.
+    """
+
+    def __init__(self, columns: list[str], questions: list[str], *, group_column: bool) -> None:
         self.questions = questions
-        self._fh: IO[str] = path.open("w", encoding="utf-8-sig", newline="")
-        self._writer = csv.writer(self._fh)
+        self._columns = columns
+        self._known = set(columns)
+        self._group_column = group_column
         extra = ["koe_row"]
         if group_column:
             extra.append("koe_group")
@@ -47,12 +58,9 @@ class RowsWriter:
                 f"koe_needs_review[{q}]",
             ]
         extra += ["koe_issues", EXTRA_CELLS_COLUMN]
-        self._columns = columns
-        self._known = set(columns)
-        self._writer.writerow([neutralize_formula(c) for c in [*columns, *extra]])
-        self._group_column = group_column
+        self.header = [neutralize_formula(c) for c in [*columns, *extra]]
 
-    def write(self, row: SurveyRow, answers: dict[str, TextResult], group: str | None) -> None:
+    def cells(self, row: SurveyRow, answers: dict[str, TextResult], group: str | None) -> list[str]:
         cells = [row.original.get(c, "") for c in self._columns]
         cells.append(str(row.row))
         if self._group_column:
@@ -71,10 +79,54 @@ class RowsWriter:
         cells.append(" / ".join(f"{i.column or ''}: {i.message}" for i in row.issues))
         spill = {k: v for k, v in row.original.items() if k not in self._known}
         cells.append(json.dumps(spill, ensure_ascii=False) if spill else "")
-        self._writer.writerow([neutralize_formula(c) for c in cells])
+        return [neutralize_formula(c) for c in cells]
+
+
+class RowsWriter:
+    """Streams ``rows.csv`` (UTF-8 with BOM when given a path) to a file or an open text stream."""
+
+    def __init__(
+        self, target: Path | IO[str], columns: list[str], questions: list[str], *, group_column: bool
+    ) -> None:
+        self.table = RowsTable(columns, questions, group_column=group_column)
+        self.questions = questions
+        self._own = isinstance(target, Path)
+        self._fh: IO[str] = (
+            target.open("w", encoding="utf-8-sig", newline="") if isinstance(target, Path) else target
+        )
+        self._writer = csv.writer(self._fh)
+        self._writer.writerow(self.table.header)
+
+    def write(self, row: SurveyRow, answers: dict[str, TextResult], group: str | None) -> None:
+        self._writer.writerow(self.table.cells(row, answers, group))
 
     def close(self) -> None:
-        self._fh.close()
+        if self._own:
+            self._fh.close()
+
+
+def write_rows_xlsx(
+    path: Path,
+    table: RowsTable,
+    rows: Iterable[tuple[SurveyRow, dict[str, TextResult], str | None]],
+    *,
+    sheet: str = "rows",
+) -> Path:
+    """The same table as ``rows.csv`` as an XLSX sheet (write-only, so memory stays flat)."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def safe(cells: list[str]) -> list[str]:
+        # XLSX cannot hold most control characters; write them as visible escapes rather than drop them
+        return [ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", c) for c in cells]
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(sheet)
+    ws.append(safe(table.header))
+    for row, answers, group in rows:
+        ws.append(safe(table.cells(row, answers, group)))
+    wb.save(path)
+    return path
 
 
 class ErrorsWriter:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pipelines.errors import RowIssue
 
@@ -78,6 +78,32 @@ class SurveyRow:
     segments: dict[str, str] = field(default_factory=dict)
     issues: list[RowIssue] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (the date as ISO text), so a row can be stored and read back unchanged."""
+        return {
+            "row": self.row,
+            "original": dict(self.original),
+            "score": self.score,
+            "texts": dict(self.texts),
+            "respondent_id": self.respondent_id,
+            "date": self.date.isoformat() if self.date else None,
+            "segments": dict(self.segments),
+            "issues": [i.to_dict() for i in self.issues],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SurveyRow:
+        return cls(
+            row=int(data["row"]),
+            original=dict(data.get("original") or {}),
+            score=data.get("score"),
+            texts=dict(data.get("texts") or {}),
+            respondent_id=data.get("respondent_id"),
+            date=datetime.fromisoformat(data["date"]) if data.get("date") else None,
+            segments=dict(data.get("segments") or {}),
+            issues=[RowIssue(**i) for i in data.get("issues") or []],
+        )
+
 
 @dataclass(slots=True)
 class ThemeHit:
@@ -118,6 +144,24 @@ class TextResult:
 
     def theme_ids(self) -> list[str]:
         return [t.id for t in self.themes]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextResult:
+        """Read back ``to_dict()`` output: text, sentiment, themes and needs_review (sentences are not rebuilt;
+        aggregation does not use them and the stored dict keeps them for display)."""
+        sentiment = data["sentiment"]
+        hits = [
+            ThemeHit(t["id"], t["label"], float(t["score"]), t["sentiment"], list(t.get("evidence") or []))
+            for t in data.get("themes") or []
+        ]
+        return cls(
+            data["text"],
+            sentiment["label"],
+            {k: float(v) for k, v in sentiment["scores"].items()},
+            hits,
+            [],
+            bool(data.get("needs_review", False)),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -1,4 +1,4 @@
-"""The ``koe`` command line: analyze, classify, train.
+"""The ``koe`` command line: analyze, classify, train, serve, worker, apikey, db.
 
 Errors a user can fix (``KoeError``) are printed as one line naming the file, row and column, and
 exit with status 2; nothing else is caught, so a bug still shows its traceback.
@@ -13,22 +13,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pipelines.errors import InputError, KoeError
+from pipelines.errors import ConfigError, InputError, KoeError
 from service.config import Settings, get_settings
 
 __all__ = ["main"]
 
 
 def _bundle(settings: Settings) -> Any:
-    from models.bundle import get_bundle
+    from service.runtime import base_bundle
 
-    return get_bundle(
-        str(settings.artifacts_dir) if settings.artifacts_dir else None,
-        settings.encoder,
-        str(settings.taxonomy_path) if settings.taxonomy_path else None,
-        settings.num_threads,
-        str(settings.cache_dir),
-    )
+    return base_bundle(settings)
 
 
 def _mapping(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -162,7 +156,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     taxonomy_path = args.taxonomy or settings.taxonomy_path
     result = train_models(
         args.out or (settings.artifacts_dir or Path(__file__).resolve().parents[1] / "models" / "artifacts"),
-        encoder=load_encoder(settings.encoder, num_threads=settings.num_threads, cache_dir=settings.cache_dir),
+        encoder=load_encoder(
+            settings.encoder, num_threads=settings.num_threads, cache_dir=settings.cache_dir
+        ),
         corpus_dir=args.corpus,
         taxonomy=load_taxonomy(taxonomy_path) if taxonomy_path else None,
         use_chabsa=not args.no_chabsa,
@@ -170,6 +166,83 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         progress=not args.quiet,
     )
     print(json.dumps(result["metrics"], ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.logs import configure_logging
+    from service.main import create_app
+
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # koe logs each request itself, as JSON
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from service.jobs.celery_app import make_celery
+    from service.logs import configure_logging
+
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    if not settings.broker_url:
+        raise ConfigError("koe worker needs KOE_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    app = make_celery(settings)
+    argv = [
+        "worker",
+        "--loglevel",
+        settings.log_level,
+        "--concurrency",
+        str(args.concurrency),
+        "--pool",
+        args.pool,
+    ]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    app.worker_main(argv)
+    return 0
+
+
+def _runtime(settings: Settings) -> Any:
+    from service.runtime import Runtime
+
+    return Runtime(settings)
+
+
+def cmd_apikey(args: argparse.Namespace, settings: Settings) -> int:
+    from service.storage.keys import create_key, list_keys, revoke_key
+
+    db = _runtime(settings).db
+    if args.action == "create":
+        info, key = create_key(db, args.name, args.scopes)
+        print(key)
+        print(
+            f"created API key {info.id} '{info.name}' (scopes: {', '.join(sorted(info.scopes))}); "
+            "this is the only time the key is shown",
+            file=sys.stderr,
+        )
+    elif args.action == "list":
+        for k in list_keys(db):
+            print(json.dumps(k.to_dict(), ensure_ascii=False))
+    else:
+        if not revoke_key(db, args.id):
+            raise ConfigError("no active API key with this id", value=str(args.id))
+        print(f"revoked API key {args.id}", file=sys.stderr)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from service.storage.db import Database
+
+    Database(settings.database).upgrade()
+    print(f"database is at the newest schema: {settings.database.split('@')[-1]}", file=sys.stderr)
     return 0
 
 
@@ -217,6 +290,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=".koe-cache")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("serve", help="run the HTTP API (OpenAPI docs at /docs)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run a Celery worker for upload chunks (needs KOE_BROKER_URL)")
+    p.add_argument("--concurrency", type=int, default=1, help="worker processes (each loads the models)")
+    p.add_argument("--pool", choices=["prefork", "solo", "threads"], default="prefork")
+    p.add_argument("--hostname", help="Celery node name (default: celery@<host>)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("apikey", help="manage API keys")
+    keys = p.add_subparsers(dest="action", required=True)
+    k = keys.add_parser("create", help="create a key and print it once")
+    k.add_argument("--name", required=True)
+    k.add_argument("--scopes", default="classify", help="comma-separated: classify, upload, admin")
+    keys.add_parser("list", help="list keys (never the keys themselves)")
+    k = keys.add_parser("revoke", help="revoke a key by id")
+    k.add_argument("id", type=int)
+    p.set_defaults(func=cmd_apikey)
+
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["upgrade"])
+    p.set_defaults(func=cmd_db)
     return parser
 
 

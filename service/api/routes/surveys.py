@@ -1,0 +1,418 @@
+"""Survey uploads and their results: /v1/surveys/…"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Iterator
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from pipelines.aggregate import subset_drivers
+from pipelines.exports import RowsTable, write_rows_xlsx
+from pipelines.ingest import read_survey, sniff
+from pipelines.records import AnalyzedRow, TextResult
+from service.api.views import job_out, survey_out
+from service.deps import MetricsDep, RunnerDep, RuntimeDep, require
+from service.errors import APIError
+from service.jobs.work import ingest_info
+from service.runtime import Runtime
+from service.schemas import ReclassifyRequest, RowsPage, SurveyList, SurveyOut, UploadAccepted
+from service.storage.repository import RowFilter
+from service.storage.tables import Job, Survey
+from service.uploads import parse_mapping, store_upload
+
+router = APIRouter(prefix="/v1/surveys", tags=["surveys"], dependencies=[Depends(require("upload"))])
+
+_EXPORT_PAGE = 2000
+
+
+def _survey(runtime: Runtime, survey_id: str) -> Survey:
+    survey = runtime.repo.get_survey(survey_id)
+    if survey is None:
+        raise APIError(404, f"no survey with id '{survey_id}' (deleted, or never uploaded)")
+    return survey
+
+
+def _analysed(runtime: Runtime, survey_id: str) -> tuple[Survey, Job]:
+    """The survey and the job whose results it serves; 409 while the first analysis is still running."""
+    survey = _survey(runtime, survey_id)
+    job = runtime.repo.get_job(survey.current_job_id) if survey.current_job_id else None
+    if job is None or job.summary is None:
+        latest = runtime.repo.latest_job(survey.id)
+        state = latest.state if latest else "unknown"
+        raise APIError(
+            409,
+            f"survey '{survey_id}' has no finished analysis yet (job state: {state}); poll GET /v1/jobs/{{id}}",
+            job_id=latest.id if latest else None,
+            job_state=state,
+        )
+    return survey, job
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=UploadAccepted,
+    responses={
+        200: {
+            "description": "dry run (what was detected, the first rows, the problems) or a duplicate upload"
+        },
+        413: {"description": "file larger than KOE_MAX_UPLOAD_BYTES"},
+        422: {"description": "the file cannot be read (encoding, no header, unknown mapping column …)"},
+    },
+)
+def upload(
+    runtime: RuntimeDep,
+    runner: RunnerDep,
+    metrics: MetricsDep,
+    file: Annotated[UploadFile, File(description="CSV, TSV or XLSX export (UTF-8, UTF-8 with BOM, CP932 …)")],
+    mapping: Annotated[
+        str | None,
+        Form(description='JSON, e.g. {"score": "推奨度", "texts": ["理由"], "segments": ["プラン"]}'),
+    ] = None,
+    encoding: Annotated[str | None, Form(max_length=40)] = None,
+    kind: Annotated[Literal["survey", "support"], Form()] = "survey",
+    metric: Annotated[Literal["nps", "csat", "ces"], Form()] = "nps",
+    dry_run: Annotated[bool, Form(description="only detect columns and problems; store nothing")] = False,
+) -> Any:
+    """Upload a survey export. A dry run answers what koe detected before anything is processed; a real
+    upload answers 202 with the job to poll. The same bytes with the same options are recognised."""
+    s = runtime.settings
+    stored = store_upload(file.file, file.filename, s.uploads_dir, s.max_upload_bytes)
+    options: dict[str, Any] = {"encoding": encoding or None, "kind": kind, "metric": metric, "mapping": None}
+    try:
+        options["mapping"] = parse_mapping(mapping, filename=stored.filename)
+        ingest_kwargs: dict[str, Any] = {
+            "encoding": options["encoding"],
+            "kind": kind,
+            "metric": metric,
+            "mapping": options["mapping"],
+            "max_bytes": s.max_upload_bytes,
+            "display_name": stored.filename,
+        }
+        if dry_run:
+            return JSONResponse(sniff(stored.path, **ingest_kwargs), status_code=200)
+        found = runtime.repo.find_duplicate(stored.sha256, options)
+        if found is not None:
+            survey, job = found
+            metrics.uploads.labels(duplicate="true").inc()
+            body = {
+                "survey": survey_out(survey),
+                "job": job_out(runtime.repo, job) if job else None,
+                "duplicate": True,
+            }
+            return JSONResponse(body, status_code=200, headers={"Location": f"/v1/surveys/{survey.id}"})
+        read_survey(stored.path, **ingest_kwargs)  # file-level problems answer now, not later in the job
+    except BaseException:
+        if runtime.repo.raw_path_users(str(stored.path)) == 0:
+            stored.path.unlink(missing_ok=True)
+        raise
+    finally:
+        if dry_run and runtime.repo.raw_path_users(str(stored.path)) == 0:
+            stored.path.unlink(missing_ok=True)
+    from service.storage.repository import new_id
+
+    survey, job = runtime.repo.create_survey(
+        survey_id=new_id(),
+        filename=stored.filename,
+        content_hash=stored.sha256,
+        size_bytes=stored.size,
+        raw_path=str(stored.path),
+        options=options,
+        taxonomy_version=runtime.taxonomy().version,
+        chunk_size=s.job_chunk_rows,
+    )
+    runner.submit(job.id)
+    metrics.uploads.labels(duplicate="false").inc()
+    body = {"survey": survey_out(survey), "job": job_out(runtime.repo, job), "duplicate": False}
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.get("", response_model=SurveyList)
+def list_surveys(
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> dict[str, Any]:
+    total, items = runtime.repo.list_surveys(limit, offset)
+    return {"total": total, "items": [survey_out(x) for x in items]}
+
+
+@router.get("/{survey_id}", response_model=SurveyOut)
+def get_survey(survey_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return survey_out(_survey(runtime, survey_id))
+
+
+@router.delete("/{survey_id}", status_code=204, responses={404: {"description": "unknown survey"}})
+def delete_survey(survey_id: str, runtime: RuntimeDep) -> Response:
+    """Purge the survey: its rows, results, jobs and (unless another survey shares it) the raw file."""
+    survey = runtime.repo.delete_survey(survey_id)
+    if survey is None:
+        raise APIError(404, f"no survey with id '{survey_id}'")
+    if runtime.repo.raw_path_users(survey.raw_path) == 0:
+        Path(survey.raw_path).unlink(missing_ok=True)
+    return Response(status_code=204)
+
+
+@router.post("/{survey_id}/reclassify", status_code=202, responses={409: {"description": "not analysed yet"}})
+def reclassify(
+    survey_id: str, body: ReclassifyRequest, runtime: RuntimeDep, runner: RunnerDep
+) -> JSONResponse:
+    """Classify the stored rows again under a taxonomy version (default: the current one)."""
+    survey, _ = _analysed(runtime, survey_id)
+    version = runtime.taxonomy(body.taxonomy_version).version
+    job = runtime.repo.create_job(survey.id, "reclassify", version, runtime.settings.job_chunk_rows)
+    runner.submit(job.id)
+    return JSONResponse(
+        job_out(runtime.repo, job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
+    )
+
+
+@router.get("/{survey_id}/summary", responses={409: {"description": "not analysed yet"}})
+def summary(survey_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """The whole summary (docs/summary-schema.md): NPS with its interval, themes, drivers, quotes, signals."""
+    _, job = _analysed(runtime, survey_id)
+    return dict(job.summary or {})
+
+
+@router.get("/{survey_id}/themes", responses={409: {"description": "not analysed yet"}})
+def themes(survey_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    _, job = _analysed(runtime, survey_id)
+    s = job.summary or {}
+    return {"n": s["input"]["rows_with_text"], "themes": s["themes"], "change": s.get("change")}
+
+
+@router.get("/{survey_id}/quotes", responses={409: {"description": "not analysed yet"}})
+def quotes(
+    survey_id: str,
+    runtime: RuntimeDep,
+    theme: Annotated[str | None, Query(max_length=48)] = None,
+) -> dict[str, Any]:
+    _, job = _analysed(runtime, survey_id)
+    s = job.summary or {}
+    by_theme = s.get("quotes") or {}
+    if theme is not None:
+        if theme not in by_theme:
+            raise APIError(
+                422, f"theme: unknown theme id '{theme}'; known: {', '.join(by_theme)}", field="theme"
+            )
+        by_theme = {theme: by_theme[theme]}
+    return {"quotes": by_theme, "promoter_quotes": s.get("promoter_quotes")}
+
+
+def _segment(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    col, sep, val = value.partition(":")
+    if not sep or not col:
+        raise APIError(422, "segment: use COLUMN:VALUE, e.g. プラン:ベーシック", field="segment")
+    return col, val
+
+
+@router.get("/{survey_id}/drivers", responses={409: {"description": "not analysed yet"}})
+def drivers(
+    survey_id: str,
+    runtime: RuntimeDep,
+    segment: Annotated[
+        str | None, Query(max_length=300, description="COLUMN:VALUE, e.g. プラン:ベーシック")
+    ] = None,
+) -> dict[str, Any]:
+    """Impact on NPS and lift per theme, for all responses or for one segment value (recomputed on it)."""
+    survey, job = _analysed(runtime, survey_id)
+    s = job.summary or {}
+    if segment is None:
+        return {
+            "segment": None,
+            "n": (s.get("nps") or {}).get("n"),
+            "nps": s.get("nps"),
+            "drivers": s.get("drivers"),
+            "method": s.get("drivers_method"),
+        }
+    col, val = _segment(segment) or ("", "")
+    info = ingest_info(survey.info or {})
+    if col not in info.mapping.segments:
+        raise APIError(
+            422,
+            f"segment: '{col}' is not a segment column; segment columns: {', '.join(info.mapping.segments) or '(none)'}",
+            field="segment",
+        )
+    _, page = runtime.repo.query_rows(survey.id, job.id, RowFilter(segment=(col, val)), limit=None)
+    rows = [
+        AnalyzedRow(
+            r.row,
+            r.score,
+            r.date,
+            r.segments,
+            {q: TextResult.from_dict(v) for q, v in res.items()},
+            bool(r.issues),
+        )
+        for r, _, res in page
+    ]
+    st = runtime.settings
+    sub = subset_drivers(
+        rows,
+        info,
+        [t.to_dict() for t in runtime.taxonomy(job.taxonomy_version).themes],
+        min_count=st.min_count,
+        seed=st.seed,
+        bootstrap=st.bootstrap_samples,
+    )
+    return {"segment": {"column": col, "value": val}, **sub, "method": s.get("drivers_method")}
+
+
+def _day(value: date | None, *, end: bool = False) -> datetime | None:
+    if value is None:
+        return None
+    from datetime import timedelta
+
+    return datetime.combine(value + timedelta(days=1) if end else value, time.min)
+
+
+class _RowQuery:
+    def __init__(
+        self,
+        theme: Annotated[str | None, Query(max_length=48)] = None,
+        sentiment: Annotated[Literal["negative", "neutral", "positive"] | None, Query()] = None,
+        group: Annotated[Literal["promoters", "passives", "detractors"] | None, Query()] = None,
+        segment: Annotated[str | None, Query(max_length=300, description="COLUMN:VALUE")] = None,
+        score_min: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
+        score_max: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
+        date_from: Annotated[date | None, Query()] = None,
+        date_to: Annotated[date | None, Query(description="inclusive")] = None,
+        text: Annotated[
+            str | None, Query(max_length=200, description="substring of the (normalised) answer")
+        ] = None,
+        needs_review: Annotated[bool | None, Query()] = None,
+        has_issues: Annotated[bool | None, Query()] = None,
+    ) -> None:
+        import unicodedata
+
+        self.filter = RowFilter(
+            theme=theme,
+            sentiment=sentiment,
+            group=group,
+            segment=_segment(segment),
+            score_min=score_min,
+            score_max=score_max,
+            date_from=_day(date_from),
+            date_to=_day(date_to, end=True),
+            text=unicodedata.normalize("NFKC", text) if text else None,
+            needs_review=needs_review,
+            has_issues=has_issues,
+        )
+
+
+@router.get(
+    "/{survey_id}/rows", response_model=RowsPage, responses={409: {"description": "not analysed yet"}}
+)
+def rows(
+    survey_id: str,
+    runtime: RuntimeDep,
+    q: Annotated[_RowQuery, Depends()],
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> dict[str, Any]:
+    """Every row with its classification, in file order, filtered and paginated."""
+    survey, job = _analysed(runtime, survey_id)
+    total, page = runtime.repo.query_rows(survey.id, job.id, q.filter, limit=limit, offset=offset)
+    items = [
+        {
+            "row": r.row,
+            "score": r.score,
+            "group": g,
+            "date": r.date.isoformat() if r.date else None,
+            "respondent_id": r.respondent_id,
+            "segments": r.segments,
+            "answers": res,
+            "issues": [i.to_dict() for i in r.issues],
+        }
+        for r, g, res in page
+    ]
+    return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+def _export_rows(
+    runtime: Runtime, survey: Survey, job: Job, f: RowFilter
+) -> Iterator[tuple[Any, dict[str, TextResult], str | None]]:
+    offset = 0
+    while True:
+        _, page = runtime.repo.query_rows(survey.id, job.id, f, limit=_EXPORT_PAGE, offset=offset)
+        if not page:
+            return
+        for r, g, res in page:
+            yield r, {q: TextResult.from_dict(v) for q, v in res.items()}, g
+        offset += len(page)
+
+
+def _table(survey: Survey) -> RowsTable:
+    info = ingest_info(survey.info or {})
+    return RowsTable(info.columns, info.mapping.texts, group_column=info.kind == "survey")
+
+
+def _export_name(survey: Survey, ext: str) -> str:
+    from urllib.parse import quote
+
+    stem = Path(survey.filename).stem or "survey"
+    return f"attachment; filename=\"koe-{survey.id[:8]}.{ext}\"; filename*=UTF-8''{quote(stem)}-koe.{ext}"
+
+
+@router.get(
+    "/{survey_id}/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, 409: {"description": "not analysed yet"}},
+)
+def export_csv(survey_id: str, runtime: RuntimeDep, q: Annotated[_RowQuery, Depends()]) -> StreamingResponse:
+    """The rows (filtered like /rows) as CSV, UTF-8 with BOM for Excel; formula cells neutralised."""
+    survey, job = _analysed(runtime, survey_id)
+    table = _table(survey)
+
+    def lines() -> Iterator[bytes]:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        buf.write("\ufeff")  # BOM: Excel on Japanese Windows reads UTF-8 only with it
+        writer.writerow(table.header)
+        for n, (r, answers, g) in enumerate(_export_rows(runtime, survey, job, q.filter), start=1):
+            writer.writerow(table.cells(r, answers, g))
+            if n % 500 == 0:
+                yield buf.getvalue().encode("utf-8")
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue().encode("utf-8")
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": _export_name(survey, "csv")},
+    )
+
+
+@router.get(
+    "/{survey_id}/export.xlsx",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
+        409: {"description": "not analysed yet"},
+    },
+)
+def export_xlsx(survey_id: str, runtime: RuntimeDep, q: Annotated[_RowQuery, Depends()]) -> FileResponse:
+    """The rows (filtered like /rows) as an XLSX sheet; formula cells neutralised."""
+    survey, job = _analysed(runtime, survey_id)
+    fd, name = tempfile.mkstemp(suffix=".xlsx")
+    import os
+
+    os.close(fd)
+    path = Path(name)
+    write_rows_xlsx(path, _table(survey), _export_rows(runtime, survey, job, q.filter))
+    return FileResponse(
+        path,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": _export_name(survey, "xlsx")},
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )

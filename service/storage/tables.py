@@ -1,0 +1,122 @@
+"""The database tables (SQLAlchemy 2 ORM). Changes go through an Alembic migration in ``migrations/``.
+
+api_keys            hashed keys with scopes
+taxonomy_versions   every version of the theme taxonomy, as the document ``models.taxonomy`` reads
+surveys             one per upload: raw file path + sha256, ingest options and what ingest found
+survey_rows         every data row of an upload as ingest read it (kept once, whatever the taxonomy)
+jobs                an analysis (upload) or re-classification (new taxonomy) of one survey
+job_chunks          a job's rows in fixed ranges; ``done`` flips in the same transaction that
+                    writes the chunk's results, so a chunk is never counted twice
+row_results         one job's classification of one row, with the columns /rows filters on
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["ApiKey", "Base", "Job", "JobChunk", "RowResult", "Survey", "SurveyRowRecord", "TaxonomyVersion"]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}  # noqa: RUF012
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings; the key itself is never stored
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))  # comma-separated
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class TaxonomyVersion(Base):
+    __tablename__ = "taxonomy_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    document: Mapped[dict[str, Any]]
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime]
+
+
+class Survey(Base):
+    __tablename__ = "surveys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    raw_path: Mapped[str] = mapped_column(Text)
+    options: Mapped[dict[str, Any]]  # encoding, kind, metric, mapping as given at upload
+    info: Mapped[dict[str, Any] | None]  # IngestInfo found by the planning pass
+    rows_total: Mapped[int | None]
+    current_job_id: Mapped[str | None] = mapped_column(String(32))  # the job whose results are served
+    created_at: Mapped[datetime]
+
+
+class SurveyRowRecord(Base):
+    __tablename__ = "survey_rows"
+
+    survey_id: Mapped[str] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0-based position among data rows
+    row: Mapped[int] = mapped_column(Integer)  # line number as the user sees it
+    score: Mapped[int | None]
+    grp: Mapped[str | None] = mapped_column(String(20))  # promoters / passives / detractors
+    date: Mapped[datetime | None]
+    segment_keys: Mapped[str] = mapped_column(Text, default="")  # "|列=値|列=値|" for filtering
+    data: Mapped[dict[str, Any]]  # SurveyRow.to_dict(): original cells, texts, segments, issues
+    n_issues: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    survey_id: Mapped[str] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # analyze | reclassify
+    taxonomy_version: Mapped[int]
+    state: Mapped[str] = mapped_column(String(20), index=True)  # queued planning running succeeded failed
+    chunk_size: Mapped[int]
+    chunks_total: Mapped[int | None]
+    rows_total: Mapped[int | None]
+    error: Mapped[dict[str, Any] | None]
+    summary: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class JobChunk(Base):
+    __tablename__ = "job_chunks"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_seq: Mapped[int]
+    n_rows: Mapped[int]
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    done_at: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(200))
+
+
+class RowResult(Base):
+    __tablename__ = "row_results"
+    __table_args__ = (Index("ix_row_results_job_row", "job_id", "row"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    row: Mapped[int] = mapped_column(Integer)
+    theme_ids: Mapped[str] = mapped_column(Text, default="")  # "|price|slow_response|"
+    sentiments: Mapped[str] = mapped_column(String(40), default="")  # "|negative|positive|"
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    search_text: Mapped[str] = mapped_column(Text, default="")  # masked, normalised answers
+    results: Mapped[dict[str, Any]]  # question column -> TextResult.to_dict()
