@@ -79,7 +79,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(KoeError)
     async def _koe_error(_: Request, exc: KoeError) -> JSONResponse:
         return problem(
-            _koe_status(exc), str(exc), **{k: v for k, v in exc.to_dict().items() if k != "message"}
+            _koe_status(exc), str(exc), file=exc.file, row=exc.row, column=exc.column, value=exc.value
         )
 
     @app.exception_handler(RequestValidationError)
