@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -161,6 +162,28 @@ class AccessLog:
             )
 
 
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from files shipped in the package (swagger-ui-dist), so it works offline."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from starlette.responses import HTMLResponse
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="koe API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        )
+
+
 def create_app(
     settings: Settings | None = None, *, runtime: Runtime | None = None, preload_models: bool = True
 ) -> FastAPI:
@@ -184,6 +207,8 @@ def create_app(
                 rt.close()
 
     app = FastAPI(
+        docs_url=None,  # served below from the package: the default pulls Swagger UI from a CDN
+        redoc_url=None,
         title="koe",
         version="0.1.0",
         summary="Japanese customer-voice analysis: NPS, sentiment, themes and drivers",
@@ -192,6 +217,7 @@ def create_app(
     )
     app.state.metrics = metrics
     install_handlers(app)
+    _offline_docs(app)
     for module in (classify, surveys, jobs, taxonomy, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, settings=settings)
