@@ -217,9 +217,16 @@ def _runtime(settings: Settings) -> Any:
 
 
 def cmd_apikey(args: argparse.Namespace, settings: Settings) -> int:
+    runtime = _runtime(settings)
+    try:
+        return _apikey(args, runtime.db)
+    finally:
+        runtime.close()
+
+
+def _apikey(args: argparse.Namespace, db: Any) -> int:
     from service.storage.keys import create_key, list_keys, revoke_key
 
-    db = _runtime(settings).db
     if args.action == "create":
         info, key = create_key(db, args.name, args.scopes)
         print(key)
@@ -241,7 +248,11 @@ def cmd_apikey(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     from service.storage.db import Database
 
-    Database(settings.database).upgrade()
+    db = Database(settings.database)
+    try:
+        db.upgrade()
+    finally:
+        db.dispose()
     print(f"database is at the newest schema: {settings.database.split('@')[-1]}", file=sys.stderr)
     return 0
 

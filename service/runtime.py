@@ -57,6 +57,8 @@ class Runtime:
         if version is None:
             return current_taxonomy(self.db, self.seed_taxonomy)
         found = get_taxonomy(self.db, version)
+        if found is None and current_taxonomy(self.db, self.seed_taxonomy).version == version:
+            found = get_taxonomy(self.db, version)  # the store was empty and has just been seeded
         if found is None:
             raise ConfigError("unknown taxonomy version", value=str(version))
         return found
