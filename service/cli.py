@@ -182,6 +182,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         log_level=settings.log_level.lower(),
         access_log=False,  # koe logs each request itself, as JSON
+        log_config=None,  # keep the handlers configure_logging set
         proxy_headers=True,
     )
     return 0
