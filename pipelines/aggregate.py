@@ -268,19 +268,22 @@ def subset_drivers(
 ) -> dict[str, Any]:
     """NPS and drivers of a subset of the rows (one segment value), computed as for the whole survey.
 
-    ``nps`` and ``drivers`` are None for support data (no score).
+    ``rows`` counts the subset, ``n`` its scored responses (as ``nps.n``); ``nps`` and ``drivers`` are
+    None for support data (no score).
     """
     metric = get_metric(info.metric) if info.kind == "survey" else None
     if metric is None:
-        return {"n": len(rows), "nps": None, "drivers": None}
+        return {"rows": len(rows), "n": None, "nps": None, "drivers": None}
     scores = [r.score for r in rows]
     groups = [group_of(s, metric) if s is not None else None for s in scores]
     responses = [response_themes(r.answers) if r.answers else None for r in rows]
     tm = ThemeMatrix.from_responses(responses, [t["id"] for t in taxonomy])
+    nps = nps_summary(scores, metric)
     return _plain(
         {
-            "n": len(rows),
-            "nps": nps_summary(scores, metric),
+            "rows": len(rows),
+            "n": nps["n"],
+            "nps": nps,
             "drivers": driver_analysis(
                 tm, groups, taxonomy, metric, min_count=min_count, bootstrap=bootstrap, seed=seed
             ),

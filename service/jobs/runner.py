@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from service.jobs import work
@@ -36,8 +38,37 @@ class JobRunner:
         self._thread.start()
         if resume:
             for job in self.runtime.repo.unfinished_jobs():
+                if job.state in ("queued", "planning") and not self._has_raw_file(job.survey_id):
+                    continue  # uploaded to another API instance: that one plans it
                 log.info("resuming job", extra={"job_id": job.id, "state": job.state})
                 self.submit(job.id)
+
+    def _has_raw_file(self, survey_id: str) -> bool:
+        survey = self.runtime.repo.get_survey(survey_id)
+        return survey is not None and Path(survey.raw_path).is_file()
+
+    def sweep(self) -> int:
+        """Send again the pending chunks of running jobs that made no progress for longer than the broker's
+        visibility timeout (a message lost with a broker restart); returns how many were sent.
+        A chunk that is in fact still being worked on is skipped by whoever gets it second."""
+        if self._celery is None:
+            return 0
+        from service.jobs.celery_app import enqueue_chunks
+
+        stale_after = timedelta(seconds=self.runtime.settings.broker_visibility_timeout * 2)
+        sent = 0
+        for job in self.runtime.repo.unfinished_jobs():
+            last = job.updated_at or job.created_at
+            last = last if last.tzinfo else last.replace(tzinfo=UTC)
+            if job.state != "running" or datetime.now(UTC) - last < stale_after:
+                continue
+            pending = self.runtime.repo.pending_chunks(job.id)
+            if pending:
+                log.warning("re-sending stalled chunks", extra={"job_id": job.id, "chunks": len(pending)})
+                enqueue_chunks(self._celery, job.id, pending)
+                self.runtime.repo.set_job(job.id)  # touch: the next sweep waits a full period again
+                sent += len(pending)
+        return sent
 
     def submit(self, job_id: str) -> None:
         self._queue.put(job_id)
@@ -51,8 +82,22 @@ class JobRunner:
     def idle(self) -> bool:
         return self._queue.unfinished_tasks == 0
 
+    def _next(self) -> str | None:
+        """The next submitted job id; in broker mode, wake up now and then to sweep stalled jobs."""
+        if self._celery is None:
+            return self._queue.get()
+        period = min(60.0, float(self.runtime.settings.broker_visibility_timeout))
+        while True:
+            try:
+                return self._queue.get(timeout=period)
+            except queue.Empty:
+                try:
+                    self.sweep()
+                except Exception:  # the database may be briefly away; try again next period
+                    log.exception("sweep failed")
+
     def _loop(self) -> None:
-        while (job_id := self._queue.get()) is not None:
+        while (job_id := self._next()) is not None:
             try:
                 self.run(job_id)
             except Exception as exc:  # a bug must fail the job visibly, not kill the runner thread
@@ -60,6 +105,7 @@ class JobRunner:
                 self.runtime.repo.set_job(
                     job_id,
                     state="failed",
+                    finished_at=datetime.now(UTC),
                     error={"message": f"internal error: {type(exc).__name__}", "status": 500},
                 )
             finally:

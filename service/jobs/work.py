@@ -25,7 +25,7 @@ from pipelines.ingest import read_survey
 from pipelines.nps import group_of
 from pipelines.records import AnalyzedRow, ColumnMapping, IngestInfo, TextResult
 from pipelines.run import classify_rows
-from service.storage.repository import Repository
+from service.storage.repository import Repository, now
 from service.storage.tables import RowResult
 
 __all__ = ["JobContext", "finalize", "ingest_info", "plan", "process_chunk", "run_all"]
@@ -61,7 +61,9 @@ def ingest_info(info: dict[str, Any]) -> IngestInfo:
 
 
 def _fail(ctx: JobContext, job_id: str, err: KoeError, status: int = 422) -> None:
-    ctx.repo.set_job(job_id, state="failed", error={**err.to_dict(), "text": str(err), "status": status})
+    ctx.repo.set_job(
+        job_id, state="failed", finished_at=now(), error={**err.to_dict(), "text": str(err), "status": status}
+    )
     log.warning("job failed", extra={"job_id": job_id, "error": str(err)})
 
 
