@@ -1,4 +1,4 @@
-"""The ``koe`` command line: analyze, classify, train, serve, worker, apikey, db.
+"""The ``koe`` command line: analyze, classify, train, serve, worker, apikey, db, report, scheduler.
 
 Errors a user can fix (``KoeError``) are printed as one line naming the file, row and column, and
 exit with status 2; nothing else is caught, so a bug still shows its traceback.
@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from pydantic import ValidationError
 
 from pipelines.errors import ConfigError, InputError, KoeError
 from service.config import Settings, get_settings
@@ -258,6 +260,22 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from service.reports_cli import deliveries, weekly
+
+    runtime = _runtime(settings)
+    try:
+        return weekly(args, settings, runtime) if args.action == "weekly" else deliveries(args, runtime)
+    finally:
+        runtime.close()
+
+
+def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from service.reports_cli import scheduler
+
+    return scheduler(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="koe", description="Japanese customer-voice analysis")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -327,6 +345,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db", help="database schema")
     p.add_argument("action", choices=["upgrade"])
     p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("report", help="the weekly theme report by e-mail (docs/weekly-report.md)")
+    reports = p.add_subparsers(dest="action", required=True)
+    r = reports.add_parser("weekly", help="build one week's report and send it (or write .eml: --dry-run)")
+    source = r.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="survey export file (CSV/TSV/XLSX), analysed on the spot")
+    source.add_argument("--survey", help="id of a stored, analysed survey")
+    r.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last complete week)")
+    r.add_argument("--to", action="append", default=[], metavar="ADDR", help="recipient (repeat)")
+    r.add_argument("--support", help="support-comment export to show alongside (with --input)")
+    r.add_argument("--support-survey", help="stored support survey to show alongside (with --survey)")
+    r.add_argument("--dry-run", action="store_true", help="write the .eml (and .html) instead of sending")
+    r.add_argument("--out", type=Path, default=Path("."), help="where --dry-run writes (default: .)")
+    r.add_argument("--force", action="store_true", help="send even if this week already went to a recipient")
+    r.add_argument("--encoding")
+    r.add_argument("--score-column")
+    r.add_argument("--text-column", action="append")
+    r.add_argument("--id-column")
+    r.add_argument("--date-column")
+    r.add_argument("--segment-column", action="append")
+    r = reports.add_parser("deliveries", help="list deliveries (failures first with --state failed,retry)")
+    r.add_argument("--state", help="comma-separated: pending, sending, retry, sent, failed")
+    r.add_argument("--subscription", type=int)
+    r.add_argument("--week")
+    r.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("scheduler", help="send due weekly reports (subscriptions in the database), forever")
+    p.add_argument("--once", action="store_true", help="one pass, then exit (for cron or a test)")
+    p.add_argument("--interval", type=float, help="seconds between passes (KOE_SCHEDULER_INTERVAL_SECONDS)")
+    p.add_argument("--beat", action="store_true", help="run Celery beat: workers send (needs KOE_BROKER_URL)")
+    p.set_defaults(func=cmd_scheduler)
     return parser
 
 
@@ -335,7 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "analyze" and not args.out and not args.dry_run:
         parser.error("analyze: --out DIR is required (or use --dry-run to only inspect the file)")
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as err:
+        problems = "; ".join(f"KOE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in err.errors())
+        print(f"koe: error: invalid setting: {problems}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args, settings))
     except KoeError as err:

@@ -14,9 +14,9 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.routes import classify, health, jobs, surveys, taxonomy
+from service.api.routes import classify, health, jobs, reports, surveys, taxonomy
 from service.config import Settings, get_settings
-from service.errors import PROBLEM_JSON, install_handlers
+from service.errors import PROBLEM_JSON, install_handlers, problem
 from service.jobs.runner import JobRunner
 from service.metrics import Metrics
 from service.runtime import Runtime
@@ -120,6 +120,27 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+class RejectNul:
+    """422 for a NUL character in the path or the query string. No id, filter or name contains one, and
+    PostgreSQL text cannot hold one: passed on, it fails the query (a 500) instead of answering 404 or 422."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            where = "path" if "\x00" in scope["path"] else None
+            if b"%00" in query or b"\x00" in query:
+                where = where or "query"
+            if where:
+                message = "contains a NUL character (%00)"
+                errors = [{"field": where, "message": message, "type": "value_error"}]
+                await problem(422, f"{where}: {message}", errors=errors)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class AccessLog:
     """One structured log line and the Prometheus counters per request; never the body."""
 
@@ -218,8 +239,9 @@ def create_app(
     app.state.metrics = metrics
     install_handlers(app)
     _offline_docs(app)
-    for module in (classify, surveys, jobs, taxonomy, health):
+    for module in (classify, surveys, jobs, taxonomy, reports, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(RejectNul)
     app.add_middleware(AccessLog, metrics=metrics)
     return app

@@ -7,10 +7,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "MAX_VERSION",
     "ClassifyRequest",
     "ClassifyResponse",
     "JobOut",
     "MergeRequest",
+    "Problem",
     "ReclassifyRequest",
     "RowsPage",
     "SurveyList",
@@ -21,12 +23,39 @@ __all__ = [
     "UploadAccepted",
 ]
 
+MAX_VERSION = 2**31 - 1  # taxonomy versions are 32-bit integers in the database
 Sentiment = Literal["negative", "neutral", "positive"]
 JobState = Literal["queued", "planning", "running", "succeeded", "failed"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: exactly its documented JSON (no unknown fields; no true or "2" for an integer)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# -- errors -----------------------------------------------------------------------------------------
+class ProblemField(BaseModel):
+    field: str = Field(description="where the invalid value is, e.g. body.texts[3]")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """Every error answer: ``application/problem+json`` (RFC 9457), with the fields that locate it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemField] | None = Field(None, description="an invalid request: one entry per field")
+    field: str | None = Field(None, description="the request field at fault")
+    file: str | None = Field(None, description="the uploaded file at fault")
+    row: int | None = Field(None, description="its row, 1-based as Excel shows it (header rows included)")
+    column: str | None = Field(None, description="its column (or form field)")
+    value: str | None = Field(None, description="the value at fault")
 
 
 # -- classify ---------------------------------------------------------------------------------------
@@ -36,7 +65,9 @@ class ClassifyRequest(_Strict):
         min_length=1,
         description="1 to KOE_MAX_TEXTS_PER_CALL (default 256) texts, each up to KOE_MAX_TEXT_CHARS",
     )
-    taxonomy_version: int | None = Field(None, ge=1, description="default: the current taxonomy")
+    taxonomy_version: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="default: the current taxonomy"
+    )
 
 
 class SentimentOut(BaseModel):
@@ -148,7 +179,9 @@ class RowsPage(BaseModel):
 
 
 class ReclassifyRequest(_Strict):
-    taxonomy_version: int | None = Field(None, ge=1, description="default: the current taxonomy")
+    taxonomy_version: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="default: the current taxonomy"
+    )
 
 
 # -- taxonomy ---------------------------------------------------------------------------------------
@@ -173,7 +206,7 @@ class _Edit(_Strict):
     base_version: int | None = Field(
         None, ge=1, description="the version this edit was made on; 409 if the taxonomy has moved on since"
     )
-    note: str = Field("", max_length=500)
+    note: str = Field("", max_length=500, pattern=r"^[^\x00]*$", description="kept with the version (no NUL)")
 
 
 class ThemeCreate(_Edit):

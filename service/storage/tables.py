@@ -8,6 +8,9 @@ jobs                an analysis (upload) or re-classification (new taxonomy) of 
 job_chunks          a job's rows in fixed ranges; ``done`` flips in the same transaction that
                     writes the chunk's results, so a chunk is never counted twice
 row_results         one job's classification of one row, with the columns /rows filters on
+report_subscriptions  who gets the weekly report of which survey (or stream of uploads), when, in which zone
+report_deliveries   one row per (recipient, source, report week): unique, so a week is never sent twice;
+                    attempts, the last error and the next retry are kept for operators to see
 """
 
 from __future__ import annotations
@@ -15,10 +18,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiKey", "Base", "Job", "JobChunk", "RowResult", "Survey", "SurveyRowRecord", "TaxonomyVersion"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Job",
+    "JobChunk",
+    "ReportDelivery",
+    "RowResult",
+    "Subscription",
+    "Survey",
+    "SurveyRowRecord",
+    "TaxonomyVersion",
+]
 
 
 class Base(DeclarativeBase):
@@ -120,3 +145,52 @@ class RowResult(Base):
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
     search_text: Mapped[str] = mapped_column(Text, default="")  # masked, normalised answers
     results: Mapped[dict[str, Any]]  # question column -> TextResult.to_dict()
+
+
+class Subscription(Base):
+    """A weekly report to a list of recipients, from one stored survey or the newest upload of a stream.
+
+    No foreign key to ``surveys``: a subscription whose survey was deleted stays, and its deliveries fail
+    visibly instead of disappearing.
+    """
+
+    __tablename__ = "report_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    recipients: Mapped[list[Any]]  # e-mail addresses
+    survey_id: Mapped[str | None] = mapped_column(String(32))  # a fixed stored survey …
+    stream: Mapped[str | None] = mapped_column(String(255))  # … or a file-name pattern: the newest match
+    support_survey_id: Mapped[str | None] = mapped_column(String(32))  # support comments shown alongside
+    weekday: Mapped[int] = mapped_column(Integer)  # 0 = Monday … 6 = Sunday
+    send_time: Mapped[str] = mapped_column(String(5))  # HH:MM, local time in ``timezone``
+    timezone: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    token: Mapped[str] = mapped_column(String(64))  # signs one-click unsubscribe links
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ReportDelivery(Base):
+    """One report week to one recipient from one source (``survey:<id>``, ``stream:<pattern>``, ``file:<sha256>``).
+
+    state: pending -> sending -> sent | retry (next_attempt_at) -> … -> failed (attempts used up, or refused)
+    """
+
+    __tablename__ = "report_deliveries"
+    __table_args__ = (UniqueConstraint("recipient", "source", "week", name="uq_report_deliveries_once"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    source: Mapped[str] = mapped_column(String(300))
+    week: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[int | None]  # SMTP reply code of the last failure, when the server gave one
+    next_attempt_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends
 
 from pipelines.classify import classify_texts
 from service.deps import MetricsDep, RuntimeDep, require
-from service.errors import APIError
+from service.errors import AUTH_PROBLEMS, APIError, problem_responses
+from service.logs import text_for_log
 from service.schemas import ClassifyRequest, ClassifyResponse
 
-router = APIRouter(prefix="/v1", tags=["classify"])
+router = APIRouter(prefix="/v1", tags=["classify"], responses=AUTH_PROBLEMS)
 log = logging.getLogger("koe.api")
 
 
@@ -20,7 +21,13 @@ log = logging.getLogger("koe.api")
     "/classify",
     response_model=ClassifyResponse,
     dependencies=[Depends(require("classify"))],
-    responses={413: {"description": "request body too large"}, 422: {"description": "invalid texts"}},
+    responses=problem_responses(
+        {
+            413: "request body too large",
+            422: "invalid texts, or an unknown taxonomy_version",
+            503: "the models cannot be loaded",
+        }
+    ),
 )
 def classify(body: ClassifyRequest, runtime: RuntimeDep, metrics: MetricsDep) -> dict[str, Any]:
     """Each text's sentiment (with probabilities), themes (with per-theme sentiment and evidence),
@@ -39,6 +46,8 @@ def classify(body: ClassifyRequest, runtime: RuntimeDep, metrics: MetricsDep) ->
                 f"texts[{i}]: {len(text):,} characters, at most {limits.max_text_chars:,} per text",
                 field=f"texts[{i}]",
             )
+    if log.isEnabledFor(logging.DEBUG):  # comment text reaches the log only at DEBUG
+        log.debug("classify", extra={"texts": [text_for_log(t) for t in body.texts]})
     bundle = runtime.bundle(body.taxonomy_version)
     results = classify_texts(body.texts, bundle)
     metrics.texts.inc(len(body.texts))

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Depends
 
 from service.api.views import job_out
 from service.deps import RuntimeDep, require
-from service.errors import APIError
+from service.errors import AUTH_PROBLEMS, APIError, problem_responses
 from service.schemas import JobOut
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require("upload"))])
+router = APIRouter(
+    prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require("upload"))], responses=AUTH_PROBLEMS
+)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses={404: {"description": "unknown job"}})
+@router.get("/{job_id}", response_model=JobOut, responses=problem_responses({404: "unknown job"}))
 def get_job(job_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     job = runtime.repo.get_job(job_id)
     if job is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tempfile
 from collections.abc import Iterator
 from datetime import date, datetime, time
@@ -12,25 +13,32 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from pydantic import BeforeValidator
 from starlette.background import BackgroundTask
 
 from pipelines.aggregate import subset_drivers
+from pipelines.errors import ConfigError, EncodingError
 from pipelines.exports import RowsTable, write_rows_xlsx
 from pipelines.ingest import read_survey, sniff
+from pipelines.ingest.encoding import resolve_encoding
 from pipelines.records import AnalyzedRow, TextResult
 from service.api.views import job_out, survey_out
 from service.deps import MetricsDep, RunnerDep, RuntimeDep, require
-from service.errors import APIError
+from service.errors import AUTH_PROBLEMS, APIError, problem_responses
 from service.jobs.work import ingest_info
 from service.runtime import Runtime
-from service.schemas import ReclassifyRequest, RowsPage, SurveyList, SurveyOut, UploadAccepted
+from service.schemas import JobOut, ReclassifyRequest, RowsPage, SurveyList, SurveyOut, UploadAccepted
 from service.storage.repository import RowFilter
 from service.storage.tables import Job, Survey
 from service.uploads import parse_mapping, store_upload
 
-router = APIRouter(prefix="/v1/surveys", tags=["surveys"], dependencies=[Depends(require("upload"))])
+router = APIRouter(
+    prefix="/v1/surveys", tags=["surveys"], dependencies=[Depends(require("upload"))], responses=AUTH_PROBLEMS
+)
 
 _EXPORT_PAGE = 2000
+_UNKNOWN = problem_responses({404: "unknown survey"})
+_RESULTS = problem_responses({404: "unknown survey", 409: "not analysed yet (the problem names the job)"})
 
 
 def _survey(runtime: Runtime, survey_id: str) -> Survey:
@@ -56,16 +64,36 @@ def _analysed(runtime: Runtime, survey_id: str) -> tuple[Survey, Job]:
     return survey, job
 
 
+def _check_encoding(name: str | None) -> None:
+    """422 for an ``encoding`` that reads no text: base64, rot13, idna (no 'replace'), a NUL in the name …"""
+    if not name:
+        return
+    try:
+        b"a,b\r\n".decode(resolve_encoding(name), "replace")  # ConfigError for a name Python does not know
+    except (LookupError, UnicodeError, ValueError) as exc:
+        raise ConfigError(
+            f"The 'encoding' parameter must be a text encoding such as utf-8, cp932 or euc-jp ({exc})",
+            column="encoding",
+            value=name,
+        ) from None
+
+
 @router.post(
     "",
     status_code=202,
     response_model=UploadAccepted,
     responses={
         200: {
-            "description": "dry run (what was detected, the first rows, the problems) or a duplicate upload"
+            "description": "dry run (what was detected, the first rows, the problems) or a duplicate upload",
+            "content": {"application/json": {"schema": {"type": "object"}}},
         },
-        413: {"description": "file larger than KOE_MAX_UPLOAD_BYTES"},
-        422: {"description": "the file cannot be read (encoding, no header, unknown mapping column …)"},
+        **problem_responses(
+            {
+                400: "the multipart body is malformed (no boundary, broken framing)",
+                413: "file larger than KOE_MAX_UPLOAD_BYTES",
+                422: "the file cannot be read (encoding, no header, unknown mapping column …)",
+            }
+        ),
     },
 )
 def upload(
@@ -85,6 +113,7 @@ def upload(
     """Upload a survey export. A dry run answers what koe detected before anything is processed; a real
     upload answers 202 with the job to poll. The same bytes with the same options are recognised."""
     s = runtime.settings
+    _check_encoding(encoding)
     stored = store_upload(file.file, file.filename, s.uploads_dir, s.max_upload_bytes)
     options: dict[str, Any] = {"encoding": encoding or None, "kind": kind, "metric": metric, "mapping": None}
     try:
@@ -110,9 +139,16 @@ def upload(
             }
             return JSONResponse(body, status_code=200, headers={"Location": f"/v1/surveys/{survey.id}"})
         read_survey(stored.path, **ingest_kwargs)  # file-level problems answer now, not later in the job
-    except BaseException:
+    except BaseException as exc:
         if runtime.repo.raw_path_users(str(stored.path)) == 0:
             stored.path.unlink(missing_ok=True)
+        if isinstance(exc, UnicodeError):  # a codec that fails on these bytes (utf-16 without a BOM …)
+            raise EncodingError(
+                f"the file cannot be decoded with this encoding ({exc})",
+                file=stored.filename,
+                column="encoding",
+                value=encoding,
+            ) from exc
         raise
     finally:
         if dry_run and runtime.repo.raw_path_users(str(stored.path)) == 0:
@@ -145,12 +181,12 @@ def list_surveys(
     return {"total": total, "items": [survey_out(x) for x in items]}
 
 
-@router.get("/{survey_id}", response_model=SurveyOut)
+@router.get("/{survey_id}", response_model=SurveyOut, responses=_UNKNOWN)
 def get_survey(survey_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     return survey_out(_survey(runtime, survey_id))
 
 
-@router.delete("/{survey_id}", status_code=204, responses={404: {"description": "unknown survey"}})
+@router.delete("/{survey_id}", status_code=204, responses=_UNKNOWN)
 def delete_survey(survey_id: str, runtime: RuntimeDep) -> Response:
     """Purge the survey: its rows, results, jobs and (unless another survey shares it) the raw file."""
     survey = runtime.repo.delete_survey(survey_id)
@@ -161,7 +197,17 @@ def delete_survey(survey_id: str, runtime: RuntimeDep) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{survey_id}/reclassify", status_code=202, responses={409: {"description": "not analysed yet"}})
+@router.post(
+    "/{survey_id}/reclassify",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        **_RESULTS,
+        **problem_responses(
+            {413: "request body too large", 422: "an unknown taxonomy_version, or invalid body"}
+        ),
+    },
+)
 def reclassify(
     survey_id: str, body: ReclassifyRequest, runtime: RuntimeDep, runner: RunnerDep
 ) -> JSONResponse:
@@ -175,21 +221,21 @@ def reclassify(
     )
 
 
-@router.get("/{survey_id}/summary", responses={409: {"description": "not analysed yet"}})
+@router.get("/{survey_id}/summary", responses=_RESULTS)
 def summary(survey_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     """The whole summary (docs/summary-schema.md): NPS with its interval, themes, drivers, quotes, signals."""
     _, job = _analysed(runtime, survey_id)
     return dict(job.summary or {})
 
 
-@router.get("/{survey_id}/themes", responses={409: {"description": "not analysed yet"}})
+@router.get("/{survey_id}/themes", responses=_RESULTS)
 def themes(survey_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     _, job = _analysed(runtime, survey_id)
     s = job.summary or {}
     return {"n": s["input"]["rows_with_text"], "themes": s["themes"], "change": s.get("change")}
 
 
-@router.get("/{survey_id}/quotes", responses={409: {"description": "not analysed yet"}})
+@router.get("/{survey_id}/quotes", responses=_RESULTS)
 def quotes(
     survey_id: str,
     runtime: RuntimeDep,
@@ -216,7 +262,7 @@ def _segment(value: str | None) -> tuple[str, str] | None:
     return col, val
 
 
-@router.get("/{survey_id}/drivers", responses={409: {"description": "not analysed yet"}})
+@router.get("/{survey_id}/drivers", responses=_RESULTS)
 def drivers(
     survey_id: str,
     runtime: RuntimeDep,
@@ -275,6 +321,16 @@ def _day(value: date | None, *, end: bool = False) -> datetime | None:
     return datetime.combine(value + timedelta(days=1) if end else value, time.min)
 
 
+def _iso_date(value: Any) -> Any:
+    """Dates as documented (YYYY-MM-DD): pydantic alone would also take 0 or 1700000000 as Unix time."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII):
+        raise ValueError("use a date as YYYY-MM-DD, e.g. 2026-10-12")
+    return value
+
+
+_Date = Annotated[date | None, BeforeValidator(_iso_date)]
+
+
 class _RowQuery:
     def __init__(
         self,
@@ -284,8 +340,8 @@ class _RowQuery:
         segment: Annotated[str | None, Query(max_length=300, description="COLUMN:VALUE")] = None,
         score_min: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
         score_max: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
-        date_from: Annotated[date | None, Query()] = None,
-        date_to: Annotated[date | None, Query(description="inclusive")] = None,
+        date_from: Annotated[_Date, Query()] = None,
+        date_to: Annotated[_Date, Query(description="inclusive")] = None,
         text: Annotated[
             str | None, Query(max_length=200, description="substring of the (normalised) answer")
         ] = None,
@@ -309,9 +365,7 @@ class _RowQuery:
         )
 
 
-@router.get(
-    "/{survey_id}/rows", response_model=RowsPage, responses={409: {"description": "not analysed yet"}}
-)
+@router.get("/{survey_id}/rows", response_model=RowsPage, responses=_RESULTS)
 def rows(
     survey_id: str,
     runtime: RuntimeDep,
@@ -366,7 +420,7 @@ def _export_name(survey: Survey, ext: str) -> str:
 @router.get(
     "/{survey_id}/export.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}, 409: {"description": "not analysed yet"}},
+    responses={200: {"content": {"text/csv": {}}}, **_RESULTS},
 )
 def export_csv(survey_id: str, runtime: RuntimeDep, q: Annotated[_RowQuery, Depends()]) -> StreamingResponse:
     """The rows (filtered like /rows) as CSV, UTF-8 with BOM for Excel; formula cells neutralised."""
@@ -398,7 +452,7 @@ def export_csv(survey_id: str, runtime: RuntimeDep, q: Annotated[_RowQuery, Depe
     response_class=FileResponse,
     responses={
         200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
-        409: {"description": "not analysed yet"},
+        **_RESULTS,
     },
 )
 def export_xlsx(survey_id: str, runtime: RuntimeDep, q: Annotated[_RowQuery, Depends()]) -> FileResponse:

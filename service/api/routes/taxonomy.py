@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from models.taxonomy import Taxonomy
 from service.deps import RuntimeDep, require
-from service.errors import APIError
+from service.errors import AUTH_PROBLEMS, APIError, problem_responses
 from service.runtime import Runtime
-from service.schemas import MergeRequest, TaxonomyOut, ThemeCreate, ThemeUpdate
+from service.schemas import MAX_VERSION, MergeRequest, TaxonomyOut, ThemeCreate, ThemeUpdate
 from service.storage.taxonomies import VersionConflict, list_versions, save_taxonomy
 
-router = APIRouter(prefix="/v1/taxonomy", tags=["taxonomy"])
+router = APIRouter(prefix="/v1/taxonomy", tags=["taxonomy"], responses=AUTH_PROBLEMS)
 _read = [Depends(require("classify"))]
 _admin = [Depends(require("admin"))]
+_EDIT_PROBLEMS = problem_responses(
+    {
+        409: "base_version is not the current version (or another edit was saved first)",
+        413: "request body too large",
+        422: "invalid edit: unknown or duplicate theme id, no change, invalid field",
+    }
+)
 
 
 def _base(runtime: Runtime, base_version: int | None) -> Taxonomy:
@@ -48,12 +55,19 @@ def versions(runtime: RuntimeDep) -> dict[str, Any]:
     return {"versions": list_versions(runtime.db)}
 
 
-@router.get("/versions/{version}", response_model=TaxonomyOut, dependencies=_read)
-def version(version: int, runtime: RuntimeDep) -> dict[str, Any]:
+@router.get(
+    "/versions/{version}",
+    response_model=TaxonomyOut,
+    dependencies=_read,
+    responses=problem_responses({422: "not a version number, or an unknown version"}),
+)
+def version(version: Annotated[int, Path(ge=1, le=MAX_VERSION)], runtime: RuntimeDep) -> dict[str, Any]:
     return runtime.taxonomy(version).to_dict()
 
 
-@router.post("/themes", status_code=201, response_model=TaxonomyOut, dependencies=_admin)
+@router.post(
+    "/themes", status_code=201, response_model=TaxonomyOut, dependencies=_admin, responses=_EDIT_PROBLEMS
+)
 def add_theme(body: ThemeCreate, runtime: RuntimeDep) -> dict[str, Any]:
     """Add a custom theme, scored at once by its example sentences."""
     new = _base(runtime, body.base_version).add_theme(
@@ -67,7 +81,7 @@ def add_theme(body: ThemeCreate, runtime: RuntimeDep) -> dict[str, Any]:
     return _save(runtime, new, body.note or f"add {body.id}")
 
 
-@router.patch("/themes/{theme_id}", response_model=TaxonomyOut, dependencies=_admin)
+@router.patch("/themes/{theme_id}", response_model=TaxonomyOut, dependencies=_admin, responses=_EDIT_PROBLEMS)
 def edit_theme(theme_id: str, body: ThemeUpdate, runtime: RuntimeDep) -> dict[str, Any]:
     """Rename a theme, change its description or add examples; its id stays."""
     new = _base(runtime, body.base_version).edit(
@@ -76,7 +90,7 @@ def edit_theme(theme_id: str, body: ThemeUpdate, runtime: RuntimeDep) -> dict[st
     return _save(runtime, new, body.note or f"edit {theme_id}")
 
 
-@router.post("/merge", response_model=TaxonomyOut, dependencies=_admin)
+@router.post("/merge", response_model=TaxonomyOut, dependencies=_admin, responses=_EDIT_PROBLEMS)
 def merge(body: MergeRequest, runtime: RuntimeDep) -> dict[str, Any]:
     """Merge ``source`` into ``into``: the examples join, the source id becomes an alias of the target."""
     new = _base(runtime, body.base_version).merge(body.source, body.into)
