@@ -32,7 +32,8 @@ class StoredUpload:
 
 
 def _display_name(filename: str | None) -> str:
-    name = PurePath((filename or "").replace("\\", "/")).name.strip()
+    name = PurePath((filename or "").replace("\\", "/")).name
+    name = "".join(c for c in name if c.isprintable()).strip()  # no NUL or control characters in a name
     return name[:255] or "upload"
 
 

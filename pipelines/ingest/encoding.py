@@ -106,16 +106,22 @@ class UndecodableLine(Exception):
 
 
 def resolve_encoding(name: str) -> str:
-    """The codec koe reads with for a user-given encoding name; ConfigError if Python has no such codec."""
+    """The codec koe reads with for a user-given encoding name; ConfigError unless it is a text encoding
+    Python has (base64, rot13, zlib … are codecs too, but they do not turn bytes into text)."""
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     try:
-        codec = codecs.lookup(key).name
-    except LookupError:
+        info = codecs.lookup(key)
+        if not getattr(info, "_is_text_encoding", True):
+            raise LookupError(f"{info.name} is not a text encoding")
+        b"a,b\r\n".decode(info.name, "replace")  # idna and friends have no 'replace' handler
+    except (LookupError, UnicodeError, ValueError, TypeError) as exc:
         raise ConfigError(
-            f"The 'encoding' parameter must be a text encoding such as utf-8, cp932 or euc-jp; got {name!r}."
+            f"The 'encoding' parameter must be a text encoding such as utf-8, cp932 or euc-jp ({exc})",
+            column="encoding",
+            value=name,
         ) from None
-    return _REPORTED.get(codec, codec)
+    return _REPORTED.get(info.name, info.name)
 
 
 def _decoder_codec(encoding: str) -> str:

@@ -25,7 +25,7 @@ from pipelines.ingest import read_survey
 from pipelines.nps import group_of
 from pipelines.records import AnalyzedRow, ColumnMapping, IngestInfo, TextResult
 from pipelines.run import classify_rows
-from service.storage.repository import Repository, now
+from service.storage.repository import Repository, now, searchable
 from service.storage.tables import RowResult
 
 __all__ = ["JobContext", "finalize", "ingest_info", "plan", "process_chunk", "run_all"]
@@ -145,7 +145,7 @@ def _row_result(job_id: str, seq: int, row_no: int, answers: dict[str, TextResul
         theme_ids="|" + "|".join(themes) + "|" if themes else "",
         sentiments="|" + "|".join(sentiments) + "|" if sentiments else "",
         needs_review=any(r.needs_review for r in answers.values()),
-        search_text="\n".join(r.text for r in answers.values()),
+        search_text=searchable("\n".join(r.text for r in answers.values())),
         results=stored,
     )
 

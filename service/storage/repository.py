@@ -27,6 +27,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def searchable(value: str) -> str:
+    """Text for the filter columns: PostgreSQL text cannot hold NUL, so it becomes U+FFFD there (the row's
+    own data keeps the original, escaped inside JSON)."""
+    return value.replace("\x00", "\ufffd")
+
+
 def _like(value: str) -> str:
     """A LIKE pattern matching ``value`` literally (``\\`` escapes % and _)."""
     return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -150,7 +156,7 @@ class Repository:
                     score=row.score,
                     grp=group,
                     date=row.date,
-                    segment_keys="".join(f"|{k}={v}" for k, v in row.segments.items()) + "|",
+                    segment_keys=searchable("".join(f"|{k}={v}" for k, v in row.segments.items()) + "|"),
                     data=row.to_dict(),
                     n_issues=len(row.issues),
                 )

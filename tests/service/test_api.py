@@ -236,6 +236,7 @@ def test_taxonomy_versions_and_reclassify(client: Any, keys: dict[str, dict[str,
     assert "empathy" in next(t for t in merged["themes"] if t["id"] == "gratitude")["aliases"]
     unknown = client.post("/v1/taxonomy/merge", json={"source": "nope", "into": "gratitude"}, headers=a)
     assert unknown.status_code == 422 and unknown.json()["value"] == "nope"
+    assert client.get("/v1/taxonomy/versions/999", headers=a).status_code == 404
     versions = client.get("/v1/taxonomy/versions", headers=a).json()["versions"]
     assert [v["version"] for v in versions] == list(range(base["version"], merged["version"] + 1))
 
@@ -303,6 +304,22 @@ def test_row_limit_fails_the_job_with_413(tmp_path: Path) -> None:
     failed = rt.repo.get_job(job.id)
     assert failed is not None and failed.state == "failed" and failed.error is not None
     assert failed.error["status"] == 413 and "100" in failed.error["message"] and failed.error["row"] == 102
+    assert failed.finished_at is not None
+    rt.close()
+
+    # the limit raised, the same file again: not answered as a duplicate of the failure, analysed again
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+    from service.storage.keys import create_key
+
+    rt = Runtime(make_settings(tmp_path))
+    h = {"Authorization": f"Bearer {create_key(rt.db, 'u', 'upload')[1]}"}
+    with TestClient(create_app(runtime=rt)) as client:
+        again = _upload(client, h, SURVEY_CP932)
+        assert again.status_code == 202 and again.json()["duplicate"] is True
+        done = _finish(client, h, again.json()["job"]["id"])
+    assert done["state"] == "succeeded" and done["rows_done"] == 320 and done["survey_id"] == failed.survey_id
     rt.close()
 
 

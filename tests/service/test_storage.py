@@ -101,7 +101,9 @@ def _survey_with_job(repo: Repository, tmp_path: Path, n_rows: int = 10, chunk: 
         taxonomy_version=1,
         chunk_size=chunk,
     )
-    repo.add_rows(survey.id, [(i, _row(i, i % 11, f"回答{i}", "A" if i % 2 else "B"), None) for i in range(n_rows)])
+    repo.add_rows(
+        survey.id, [(i, _row(i, i % 11, f"回答{i}", "A" if i % 2 else "B"), None) for i in range(n_rows)]
+    )
     return survey.id, job.id
 
 
@@ -146,3 +148,22 @@ def test_row_filters_and_purge(db: Database, tmp_path: Path) -> None:
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(RowResult)) == 0
     assert repo.get_job(job_id) is None and repo.get_survey(survey_id) is None
+
+
+def test_nul_characters_are_stored(db: Database, tmp_path: Path) -> None:
+    """PostgreSQL text cannot hold NUL: the filter columns get U+FFFD, the row's data keeps the original."""
+    from service.jobs.work import _row_result
+
+    repo = Repository(db)
+    survey_id, job_id = _survey_with_job(repo, tmp_path, n_rows=0)
+    row = _row(0, 9, "良い\x00です", "A\x00B")
+    repo.add_rows(survey_id, [(0, row, "promoters")])
+    repo.plan_chunks(job_id, 1, 1)
+    answer = TextResult("良い\x00です", "positive", {"positive": 1.0})
+    assert repo.commit_chunk(job_id, 0, [_row_result(job_id, 0, row.row, {"理由": answer})], "w")
+    total, page = repo.query_rows(survey_id, job_id, RowFilter(segment=("プラン", "A\ufffdB")), limit=None)
+    assert (
+        total == 1
+        and page[0][0].texts == {"理由": "良い\x00です"}
+        and page[0][2]["理由"]["text"] == "良い\x00です"
+    )

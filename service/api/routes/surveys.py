@@ -17,7 +17,7 @@ from pydantic import BeforeValidator
 from starlette.background import BackgroundTask
 
 from pipelines.aggregate import subset_drivers
-from pipelines.errors import ConfigError, EncodingError
+from pipelines.errors import EncodingError
 from pipelines.exports import RowsTable, write_rows_xlsx
 from pipelines.ingest import read_survey, sniff
 from pipelines.ingest.encoding import resolve_encoding
@@ -65,17 +65,9 @@ def _analysed(runtime: Runtime, survey_id: str) -> tuple[Survey, Job]:
 
 
 def _check_encoding(name: str | None) -> None:
-    """422 for an ``encoding`` that reads no text: base64, rot13, idna (no 'replace'), a NUL in the name …"""
-    if not name:
-        return
-    try:
-        b"a,b\r\n".decode(resolve_encoding(name), "replace")  # ConfigError for a name Python does not know
-    except (LookupError, UnicodeError, ValueError) as exc:
-        raise ConfigError(
-            f"The 'encoding' parameter must be a text encoding such as utf-8, cp932 or euc-jp ({exc})",
-            column="encoding",
-            value=name,
-        ) from None
+    """422 for an ``encoding`` that reads no text (base64, rot13, idna, a NUL in the name …), before storing."""
+    if name:
+        resolve_encoding(name)
 
 
 @router.post(
@@ -129,6 +121,14 @@ def upload(
         if dry_run:
             return JSONResponse(sniff(stored.path, **ingest_kwargs), status_code=200)
         found = runtime.repo.find_duplicate(stored.sha256, options)
+        if found is not None and found[1] is not None and found[1].state == "failed":
+            # the same file failed before (a row limit since raised, a server error): analyse it again
+            survey, job = found[0], runtime.repo.create_job(
+                found[0].id, "analyze", runtime.taxonomy().version, s.job_chunk_rows
+            )
+            runner.submit(job.id)
+            body = {"survey": survey_out(survey), "job": job_out(runtime.repo, job), "duplicate": True}
+            return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
         if found is not None:
             survey, job = found
             metrics.uploads.labels(duplicate="true").inc()

@@ -11,7 +11,7 @@ from service.deps import RuntimeDep, require
 from service.errors import AUTH_PROBLEMS, APIError, problem_responses
 from service.runtime import Runtime
 from service.schemas import MAX_VERSION, MergeRequest, TaxonomyOut, ThemeCreate, ThemeUpdate
-from service.storage.taxonomies import VersionConflict, list_versions, save_taxonomy
+from service.storage.taxonomies import VersionConflict, get_taxonomy, list_versions, save_taxonomy
 
 router = APIRouter(prefix="/v1/taxonomy", tags=["taxonomy"], responses=AUTH_PROBLEMS)
 _read = [Depends(require("classify"))]
@@ -59,10 +59,14 @@ def versions(runtime: RuntimeDep) -> dict[str, Any]:
     "/versions/{version}",
     response_model=TaxonomyOut,
     dependencies=_read,
-    responses=problem_responses({422: "not a version number, or an unknown version"}),
+    responses=problem_responses({404: "no such version", 422: "not a version number"}),
 )
 def version(version: Annotated[int, Path(ge=1, le=MAX_VERSION)], runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.taxonomy(version).to_dict()
+    runtime.taxonomy()  # seeds the shipped taxonomy on first use
+    found = get_taxonomy(runtime.db, version)
+    if found is None:
+        raise APIError(404, f"no taxonomy version {version}; GET /v1/taxonomy/versions lists them")
+    return found.to_dict()
 
 
 @router.post(
