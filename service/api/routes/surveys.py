@@ -123,18 +123,16 @@ def upload(
         found = runtime.repo.find_duplicate(stored.sha256, options)
         if found is not None and found[1] is not None and found[1].state == "failed":
             # the same file failed before (a row limit since raised, a server error): analyse it again
-            survey, job = found[0], runtime.repo.create_job(
-                found[0].id, "analyze", runtime.taxonomy().version, s.job_chunk_rows
-            )
-            runner.submit(job.id)
-            body = {"survey": survey_out(survey), "job": job_out(runtime.repo, job), "duplicate": True}
-            return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+            retry = runtime.repo.create_job(found[0].id, "analyze", runtime.taxonomy().version, s.job_chunk_rows)
+            runner.submit(retry.id)
+            body = {"survey": survey_out(found[0]), "job": job_out(runtime.repo, retry), "duplicate": True}
+            return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{retry.id}"})
         if found is not None:
-            survey, job = found
+            survey, latest = found
             metrics.uploads.labels(duplicate="true").inc()
             body = {
                 "survey": survey_out(survey),
-                "job": job_out(runtime.repo, job) if job else None,
+                "job": job_out(runtime.repo, latest) if latest else None,
                 "duplicate": True,
             }
             return JSONResponse(body, status_code=200, headers={"Location": f"/v1/surveys/{survey.id}"})
