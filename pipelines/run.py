@@ -23,7 +23,7 @@ from pipelines.ingest import read_survey
 from pipelines.nps import group_of
 from pipelines.records import AnalyzedRow, IngestInfo, MetricName, SurveyKind, SurveyRow, TextResult, ThemeHit
 
-__all__ = ["AnalyzeOptions", "analyze_file", "classify_rows"]
+__all__ = ["AnalyzeOptions", "analyze_file", "classify_rows", "summarize"]
 
 ProgressFn = Callable[[int], None]
 
@@ -68,6 +68,27 @@ def _compact(result: TextResult, texts: dict[str, str]) -> TextResult:
     return TextResult(text, result.sentiment, result.scores, hits, [], result.needs_review)
 
 
+def summarize(
+    analyzed: list[AnalyzedRow],
+    info: IngestInfo,
+    bundle: ModelBundle,
+    *,
+    min_count: int = 5,
+    seed: int = 0,
+    bootstrap: int = 2000,
+) -> dict[str, Any]:
+    """``build_summary`` with the bundle's taxonomy and model information (the CLI and jobs alike)."""
+    return build_summary(
+        analyzed,
+        info,
+        [t.to_dict() for t in bundle.taxonomy.themes],
+        model_info=bundle.info(),
+        min_count=min_count,
+        seed=seed,
+        bootstrap=bootstrap,
+    )
+
+
 def analyze_file(
     path: str | Path,
     out_dir: str | Path,
@@ -89,14 +110,8 @@ def analyze_file(
         max_bytes=opts.max_bytes,
     )
     analyzed, n_issues = _process(rows, info, bundle, out, opts, progress)
-    summary = build_summary(
-        analyzed,
-        info,
-        [t.to_dict() for t in bundle.taxonomy.themes],
-        model_info=bundle.info(),
-        min_count=opts.min_count,
-        seed=opts.seed,
-        bootstrap=opts.bootstrap,
+    summary = summarize(
+        analyzed, info, bundle, min_count=opts.min_count, seed=opts.seed, bootstrap=opts.bootstrap
     )
     summary["issues"] = {"count": n_issues, "file": "errors.csv"}
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -13,11 +13,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pipelines.errors import FileTooLargeError, InputError
+from service.storage.repository import new_id
 
-__all__ = ["StoredUpload", "parse_mapping", "store_upload"]
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+    from service.storage.tables import Job, Survey
+
+__all__ = ["DEFAULT_OPTIONS", "StoredUpload", "accept_upload", "parse_mapping", "store_upload"]
+
+DEFAULT_OPTIONS: dict[str, Any] = {"encoding": None, "kind": "survey", "metric": "nps", "mapping": None}
 
 _MAPPING_KEYS = {"score": str, "texts": list, "respondent_id": str, "date": str, "segments": list}
 _CHUNK = 1024 * 1024
@@ -67,6 +74,20 @@ def store_upload(stream: IO[bytes], filename: str | None, uploads_dir: Path, max
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def accept_upload(runtime: Runtime, stored: StoredUpload, options: dict[str, Any]) -> tuple[Survey, Job]:
+    """A new survey for a stored upload, with its analysis job queued under the current taxonomy."""
+    return runtime.repo.create_survey(
+        survey_id=new_id(),
+        filename=stored.filename,
+        content_hash=stored.sha256,
+        size_bytes=stored.size,
+        raw_path=str(stored.path),
+        options=options,
+        taxonomy_version=runtime.taxonomy().version,
+        chunk_size=runtime.settings.job_chunk_rows,
+    )
 
 
 def parse_mapping(raw: str | None, *, filename: str) -> dict[str, Any] | None:

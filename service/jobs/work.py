@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.bundle import ModelBundle
-from pipelines.aggregate import build_summary
 from pipelines.errors import FileTooLargeError, KoeError
 from pipelines.ingest import read_survey
 from pipelines.nps import group_of
 from pipelines.records import AnalyzedRow, ColumnMapping, IngestInfo, TextResult
-from pipelines.run import classify_rows
+from pipelines.run import classify_rows, summarize
 from service.storage.repository import Repository, now, searchable
 from service.storage.tables import RowResult
 
@@ -181,14 +180,8 @@ def finalize(ctx: JobContext, job_id: str) -> bool:
         AnalyzedRow(row.row, row.score, row.date, row.segments, answers, has_error=bool(row.issues))
         for row, answers in ctx.repo.iter_analyzed(survey.id, job_id)
     ]
-    summary = build_summary(
-        analyzed,
-        info,
-        [t.to_dict() for t in bundle.taxonomy.themes],
-        model_info=bundle.info(),
-        min_count=ctx.min_count,
-        seed=ctx.seed,
-        bootstrap=ctx.bootstrap,
+    summary = summarize(
+        analyzed, info, bundle, min_count=ctx.min_count, seed=ctx.seed, bootstrap=ctx.bootstrap
     )
     summary["issues"] = {
         "count": ctx.repo.issue_count(survey.id),

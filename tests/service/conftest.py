@@ -91,6 +91,17 @@ def client(runtime: Runtime) -> Iterator[Any]:
         yield c
 
 
+def stored_survey(runtime: Runtime, path: Path = SURVEY_CP932) -> tuple[str, str]:
+    """What ``POST /v1/surveys`` stores (the raw file, the survey, its queued job), minus dedupe and submit."""
+    from service.uploads import DEFAULT_OPTIONS, accept_upload, store_upload
+
+    s = runtime.settings
+    with path.open("rb") as fh:
+        stored = store_upload(fh, path.name, s.uploads_dir, s.max_upload_bytes)
+    survey, job = accept_upload(runtime, stored, dict(DEFAULT_OPTIONS))
+    return survey.id, job.id
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 300.0, every: float = 0.2) -> Any:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

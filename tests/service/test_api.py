@@ -283,25 +283,12 @@ def test_health_metrics_and_logs_without_text(
 def test_row_limit_fails_the_job_with_413(tmp_path: Path) -> None:
     from service.jobs import work
     from service.runtime import Runtime
-    from service.storage.repository import new_id
-    from service.uploads import store_upload
-    from tests.service.conftest import make_settings
+    from tests.service.conftest import make_settings, stored_survey
 
     rt = Runtime(make_settings(tmp_path, max_upload_rows=100))
-    with SURVEY_CP932.open("rb") as fh:
-        stored = store_upload(fh, SURVEY_CP932.name, rt.settings.uploads_dir, rt.settings.max_upload_bytes)
-    _, job = rt.repo.create_survey(
-        survey_id=new_id(),
-        filename=stored.filename,
-        content_hash=stored.sha256,
-        size_bytes=stored.size,
-        raw_path=str(stored.path),
-        options={"encoding": None, "kind": "survey", "metric": "nps", "mapping": None},
-        taxonomy_version=1,
-        chunk_size=64,
-    )
-    work.run_all(rt.job_context(), job.id, rt.settings.max_upload_bytes)
-    failed = rt.repo.get_job(job.id)
+    _, job_id = stored_survey(rt)
+    work.run_all(rt.job_context(), job_id, rt.settings.max_upload_bytes)
+    failed = rt.repo.get_job(job_id)
     assert failed is not None and failed.state == "failed" and failed.error is not None
     assert failed.error["status"] == 413 and "100" in failed.error["message"] and failed.error["row"] == 102
     assert failed.finished_at is not None
@@ -330,34 +317,21 @@ def test_unfinished_jobs_resume_when_the_service_starts(tmp_path: Path) -> None:
     from service.main import create_app
     from service.runtime import Runtime
     from service.storage.keys import create_key
-    from service.storage.repository import new_id
-    from service.uploads import store_upload
-    from tests.service.conftest import make_settings
+    from tests.service.conftest import make_settings, stored_survey
 
     settings = make_settings(tmp_path)
     first = Runtime(settings)
-    with SURVEY_CP932.open("rb") as fh:
-        stored = store_upload(fh, SURVEY_CP932.name, settings.uploads_dir, settings.max_upload_bytes)
-    _, job = first.repo.create_survey(
-        survey_id=new_id(),
-        filename=stored.filename,
-        content_hash=stored.sha256,
-        size_bytes=stored.size,
-        raw_path=str(stored.path),
-        options={"encoding": None, "kind": "survey", "metric": "nps", "mapping": None},
-        taxonomy_version=1,
-        chunk_size=64,
-    )
+    _, job_id = stored_survey(first)
     ctx = first.job_context()
     from service.jobs import work
 
-    assert work.plan(ctx, job.id, settings.max_upload_bytes)
-    assert work.process_chunk(ctx, job.id, 0)  # the first chunk is done, then the process "stops"
+    assert work.plan(ctx, job_id, settings.max_upload_bytes)
+    assert work.process_chunk(ctx, job_id, 0)  # the first chunk is done, then the process "stops"
     first.close()
 
     second = Runtime(settings)
     h = {"Authorization": f"Bearer {create_key(second.db, 'u', 'upload')[1]}"}
     with TestClient(create_app(runtime=second)) as client:
-        done = _finish(client, h, job.id)
+        done = _finish(client, h, job_id)
     assert done["state"] == "succeeded" and done["rows_done"] == 320 and done["chunks_done"] == 5
     second.close()

@@ -27,11 +27,9 @@ from service.config import Settings
 from service.jobs import work
 from service.jobs.celery_app import enqueue_chunks, make_celery
 from service.runtime import Runtime
-from service.storage.repository import new_id
 from service.storage.tables import JobChunk, RowResult
-from service.uploads import store_upload
 
-from .conftest import ROOT, SURVEY_CP932, make_settings, wait_for
+from .conftest import ROOT, make_settings, stored_survey, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -117,21 +115,7 @@ class Worker:
 
 
 def _create_job(runtime: Runtime) -> tuple[str, str]:
-    """What ``POST /v1/surveys`` stores (the raw file, the survey and its queued job), minus the dedupe."""
-    s = runtime.settings
-    with SURVEY_CP932.open("rb") as f:
-        stored = store_upload(f, SURVEY_CP932.name, s.uploads_dir, s.max_upload_bytes)
-    survey, job = runtime.repo.create_survey(
-        survey_id=new_id(),
-        filename=stored.filename,
-        content_hash=stored.sha256,
-        size_bytes=stored.size,
-        raw_path=str(stored.path),
-        options={"encoding": None, "kind": "survey", "metric": "nps", "mapping": None},
-        taxonomy_version=runtime.taxonomy().version,
-        chunk_size=s.job_chunk_rows,
-    )
-    return survey.id, job.id
+    return stored_survey(runtime)
 
 
 def _row_results(runtime: Runtime, job_id: str) -> list[RowResult]:

@@ -30,7 +30,7 @@ from service.runtime import Runtime
 from service.schemas import JobOut, ReclassifyRequest, RowsPage, SurveyList, SurveyOut, UploadAccepted
 from service.storage.repository import RowFilter
 from service.storage.tables import Job, Survey
-from service.uploads import parse_mapping, store_upload
+from service.uploads import accept_upload, parse_mapping, store_upload
 
 router = APIRouter(
     prefix="/v1/surveys", tags=["surveys"], dependencies=[Depends(require("upload"))], responses=AUTH_PROBLEMS
@@ -151,18 +151,7 @@ def upload(
     finally:
         if dry_run and runtime.repo.raw_path_users(str(stored.path)) == 0:
             stored.path.unlink(missing_ok=True)
-    from service.storage.repository import new_id
-
-    survey, job = runtime.repo.create_survey(
-        survey_id=new_id(),
-        filename=stored.filename,
-        content_hash=stored.sha256,
-        size_bytes=stored.size,
-        raw_path=str(stored.path),
-        options=options,
-        taxonomy_version=runtime.taxonomy().version,
-        chunk_size=s.job_chunk_rows,
-    )
+    survey, job = accept_upload(runtime, stored, options)
     runner.submit(job.id)
     metrics.uploads.labels(duplicate="false").inc()
     body = {"survey": survey_out(survey), "job": job_out(runtime.repo, job), "duplicate": False}
