@@ -1,4 +1,4 @@
-"""The ``koe`` command line: analyze, classify, train, serve, worker, apikey, db, report, scheduler.
+"""The ``koe`` command line: analyze, classify, train, serve, worker, apikey, user, db, report, scheduler.
 
 Errors a user can fix (``KoeError``) are printed as one line naming the file, row and column, and
 exit with status 2; nothing else is caught, so a bug still shows its traceback.
@@ -371,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--week")
     r.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=cmd_report)
+
+    from service.users_cli import add_parser as add_user_parser
+
+    add_user_parser(sub)  # koe user create|list|disable|enable|role (the dashboard's accounts)
+
+    from service.insights_cli import add_parser as add_insights_parser
+
+    add_insights_parser(sub)  # koe insights discover|summaries|adopt|label (docs/llm.md)
 
     p = sub.add_parser("scheduler", help="send due weekly reports (subscriptions in the database), forever")
     p.add_argument("--once", action="store_true", help="one pass, then exit (for cron or a test)")

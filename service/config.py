@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     )
     log_json: bool = Field(True, description="one JSON object per log line")
 
+    # dashboard (issue 6): sign-in sessions
+    secret_key: SecretStr | None = Field(
+        None, description="signs session cookies and CSRF tokens (default: generated once into data_dir/secret_key)"
+    )
+    cookie_secure: bool | None = Field(
+        None, description="mark the session cookie Secure (default: only when the request came over https)"
+    )
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="hours a dashboard sign-in lasts")
+
     # analysis
     min_count: int = Field(5, ge=1, description="minimum mentions before a driver is tested")
     bootstrap_samples: int = Field(2000, ge=100, description="bootstrap resamples for impact intervals")

@@ -15,11 +15,13 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.routes import classify, health, jobs, reports, surveys, taxonomy
+from service.api.routes import insights as insights_routes
 from service.config import Settings, get_settings
 from service.errors import PROBLEM_JSON, install_handlers, problem
 from service.jobs.runner import JobRunner
 from service.metrics import Metrics
 from service.runtime import Runtime
+from service.web import UPLOAD_PATHS, mount_dashboard
 
 __all__ = ["create_app"]
 
@@ -59,7 +61,7 @@ class BodyLimit:
         self.settings = settings
 
     def _limit(self, scope: Scope) -> int:
-        if scope["path"].rstrip("/") == "/v1/surveys" and scope["method"] == "POST":
+        if scope["path"].rstrip("/") in ("/v1/surveys", *UPLOAD_PATHS) and scope["method"] == "POST":
             return self.settings.max_upload_bytes + 1024 * 1024  # multipart framing
         return self.settings.max_request_bytes
 
@@ -241,6 +243,8 @@ def create_app(
     _offline_docs(app)
     for module in (classify, surveys, jobs, taxonomy, reports, health):
         app.include_router(module.router)
+    app.include_router(insights_routes.router)  # discovery, summaries, labelling (issue 7)
+    mount_dashboard(app)  # the CX dashboard under /app (service/web)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(RejectNul)
     app.add_middleware(AccessLog, metrics=metrics)

@@ -11,6 +11,9 @@ row_results         one job's classification of one row, with the columns /rows 
 report_subscriptions  who gets the weekly report of which survey (or stream of uploads), when, in which zone
 report_deliveries   one row per (recipient, source, report week): unique, so a week is never sent twice;
                     attempts, the last error and the next retry are kept for operators to see
+survey_insights     discovery and theme summaries computed for one job (kind + key), kept until it goes
+theme_labels        labelling of a custom theme on a survey's sentences: proposal (LLM or classifier),
+                    the analyst's decision (accepted / corrected); the theme retrains on the decided ones
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -43,6 +47,7 @@ __all__ = [
     "Survey",
     "SurveyRowRecord",
     "TaxonomyVersion",
+    "User",
 ]
 
 
@@ -194,3 +199,60 @@ class ReportDelivery(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class User(Base):
+    """A dashboard account (issue 6). Roles: admin (users, API keys), analyst (uploads, taxonomy,
+    subscriptions), viewer (reads). The password is stored only as an scrypt hash; a disabled user
+    cannot sign in and their open sessions stop working at the next request."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class SurveyInsight(Base):
+    """Discovery (``kind="discovery"``) or theme summaries (``kind="summaries"``) of one job's results;
+    ``key`` names the variant (``""``, or the theme/group/segment asked for). Deleted with the job."""
+
+    __tablename__ = "survey_insights"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    document: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class ThemeLabel(Base):
+    """One sentence of a survey, labelled for one theme: proposed (``proposed_by`` llm:<model> or
+    classifier), then decided by an analyst (``state`` accepted or corrected, ``label`` the decision)."""
+
+    __tablename__ = "theme_labels"
+    __table_args__ = (
+        UniqueConstraint("survey_id", "theme_id", "text_hash", name="uq_theme_labels_text"),
+        Index("ix_theme_labels_survey_theme", "survey_id", "theme_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survey_id: Mapped[str] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    theme_id: Mapped[str] = mapped_column(String(48))
+    row: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)  # the sentence, normalised and PII-masked
+    text_hash: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)  # the theme's score when proposed
+    proposed: Mapped[bool] = mapped_column(Boolean)
+    proposed_by: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[bool | None] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(20))  # proposed | accepted | corrected
+    taxonomy_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]

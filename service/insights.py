@@ -1,0 +1,366 @@
+"""Discovery, theme summaries and labelling for a stored survey: what the routes and ``koe insights`` call.
+
+Every figure comes from ``pipelines`` (discovery, summaries, labelling); this module loads a survey's stored
+results, gives the stages the models and an assistant (one per computation: its own token budget), and keeps
+what they return with the job (``survey_insights``) or the survey (``theme_labels``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from models.bundle import ModelBundle
+from models.taxonomy import Taxonomy
+from pipelines.discovery import AnswerSentences, discover, lemmatizer, theme_thresholds
+from pipelines.errors import ConfigError
+from pipelines.labelling import (
+    LabelItem,
+    check_custom,
+    propose_labels,
+    retrain_examples,
+    sample_for_labelling,
+    theme_scores,
+)
+from pipelines.records import AnalyzedRow, TextResult
+from pipelines.summaries import build_summaries
+from service.jobs.work import ingest_info
+from service.llm import LLMAssistant, assistant_from_settings
+from service.runtime import Runtime
+from service.storage.insights import (
+    NewLabel,
+    add_labels,
+    delete_insight,
+    get_insight,
+    label_out,
+    labelled_hashes,
+    list_labels,
+    put_insight,
+    text_hash,
+)
+from service.storage.repository import RowFilter
+from service.storage.tables import Job, Survey
+from service.storage.taxonomies import save_taxonomy
+
+__all__ = [
+    "AnalysedSurvey",
+    "adopt_cluster",
+    "load_results",
+    "propose",
+    "retrain",
+    "survey_discovery",
+    "survey_summaries",
+]
+
+log = logging.getLogger("koe.insights")
+_PAGE = 2000
+LABEL_POOL = 800  # sentences scored when proposing labels (a fixed sample above it)
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class AnalysedSurvey:
+    rows: list[AnalyzedRow]
+    groups: list[str | None] | None  # NPS group per row; None for support data
+    answers: list[AnswerSentences]
+
+
+def _pages(runtime: Runtime, survey: Survey, job: Job) -> Iterator[tuple[Any, str | None, dict[str, Any]]]:
+    offset = 0
+    while True:
+        _, page = runtime.repo.query_rows(survey.id, job.id, RowFilter(), limit=_PAGE, offset=offset)
+        if not page:
+            return
+        yield from page
+        offset += len(page)
+
+
+def load_results(runtime: Runtime, survey: Survey, job: Job) -> AnalysedSurvey:
+    """The job's results as the stages read them: rows with answers, NPS groups, answers' sentences."""
+    info = ingest_info(survey.info or {})
+    rows: list[AnalyzedRow] = []
+    groups: list[str | None] = []
+    answers: list[AnswerSentences] = []
+    for row, group, stored in _pages(runtime, survey, job):
+        results = {q: TextResult.from_dict(v) for q, v in stored.items()}
+        rows.append(AnalyzedRow(row.row, row.score, row.date, row.segments, results, bool(row.issues)))
+        groups.append(group)
+        answers.extend(AnswerSentences.from_stored(row.row, q, row.date, v) for q, v in stored.items())
+    return AnalysedSurvey(rows, groups if info.kind == "survey" else None, answers)
+
+
+def _assistant(runtime: Runtime) -> LLMAssistant | None:
+    return assistant_from_settings(runtime.settings)
+
+
+def _header(survey: Survey, job: Job) -> dict[str, Any]:
+    return {"survey_id": survey.id, "job_id": job.id, "taxonomy_version": job.taxonomy_version}
+
+
+# -- discovery -----------------------------------------------------------------------------------------
+def survey_discovery(runtime: Runtime, survey: Survey, job: Job, *, refresh: bool = False) -> dict[str, Any]:
+    """Emerging themes among the sentences the job's taxonomy does not cover (computed once per job)."""
+    if not refresh and (stored := get_insight(runtime.db, job.id, "discovery")) is not None:
+        return stored
+    data = load_results(runtime, survey, job)
+    bundle = runtime.bundle(job.taxonomy_version)
+    settings = runtime.settings
+    assistant = _assistant(runtime)
+    try:
+        found = discover(
+            data.answers,
+            thresholds=theme_thresholds(bundle),
+            embed=bundle.encoder.encode,
+            lemmatize=lemmatizer(bundle.tokenizer),
+            answering_rows={r.row: r.date for r in data.rows if r.answers},
+            assistant=assistant,
+            taken_ids=[*runtime.taxonomy().ids, *bundle.taxonomy.ids],
+            max_sentences=settings.discovery_max_sentences,
+            seed=settings.seed,
+            workers=settings.llm_concurrency,
+        )
+        doc = found.to_dict()
+        doc["llm"] = assistant.report() if assistant else None
+    finally:
+        if assistant:
+            assistant.close()
+    doc = {**_header(survey, job), "generated_at": _now(), **doc}
+    if refresh:
+        delete_insight(runtime.db, job.id, "discovery", "")
+    return put_insight(runtime.db, job.id, "discovery", "", doc)
+
+
+def _unique_id(wanted: str, taken: Sequence[str]) -> str:
+    candidate, n = wanted, 2
+    while candidate in taken:
+        candidate, n = f"{wanted[:44]}_{n}", n + 1
+    return candidate
+
+
+def adopt_cluster(
+    runtime: Runtime,
+    survey: Survey,
+    job: Job,
+    cluster_id: str,
+    *,
+    theme_id: str | None = None,
+    name: str | None = None,
+    name_en: str = "",
+    description: str | None = None,
+    polarity: str | None = None,
+    examples: list[str] | None = None,
+    base_version: int | None = None,
+) -> tuple[Taxonomy, dict[str, Any]]:
+    """Add a discovered cluster to the taxonomy as a custom theme (its examples: the cluster's sentences
+    nearest its centre, unless given): a new taxonomy version. Raises ``LookupError`` for an unknown
+    cluster, ``VersionConflict`` when ``base_version`` is not the current one."""
+    doc = get_insight(runtime.db, job.id, "discovery")
+    if doc is None:
+        raise LookupError(f"no discovery for survey '{survey.id}' yet: GET /v1/surveys/{survey.id}/discovery")
+    cluster = next((c for c in doc["clusters"] if c["id"] == cluster_id), None)
+    if cluster is None:
+        known = ", ".join(c["id"] for c in doc["clusters"]) or "(none)"
+        raise LookupError(f"no cluster '{cluster_id}' in this survey's discovery; clusters: {known}")
+    current = runtime.taxonomy()
+    if base_version is not None and base_version != current.version:
+        from service.storage.taxonomies import VersionConflict
+
+        raise VersionConflict(
+            f"base_version: the taxonomy is at version {current.version}, not {base_version}; reload and retry",
+            value=str(base_version),
+        )
+    new_id = theme_id or _unique_id(cluster["suggested_id"], current.ids)
+    new = current.add_theme(
+        new_id,
+        name or cluster["name"],
+        examples=examples or cluster["examples"],
+        description=cluster["description"] if description is None else description,
+        name_en=name_en,
+        polarity=polarity or cluster["polarity"],
+    )
+    saved = save_taxonomy(
+        runtime.db,
+        new,
+        note=f"adopt discovery cluster {cluster_id} of survey {survey.id}",
+        expected_version=new.version,
+    )
+    return saved, cluster
+
+
+# -- summaries -----------------------------------------------------------------------------------------
+def _summary_key(theme: str | None, group: str | None, segment: tuple[str, str] | None) -> str:
+    seg = f"{segment[0]}:{segment[1]}" if segment else ""
+    key = f"theme={theme or '*'}|group={group or '*'}|segment={seg}"
+    return key if len(key) <= 300 else "sha256=" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def survey_summaries(
+    runtime: Runtime,
+    survey: Survey,
+    job: Job,
+    *,
+    theme: str | None = None,
+    group: str | None = None,
+    segment: tuple[str, str] | None = None,
+    refresh: bool = False,
+) -> dict[str, Any]:
+    """Grounded summaries per theme x group (x segment), LLM or extractive; kept per job and filter."""
+    key = _summary_key(theme, group, segment)
+    if not refresh and (stored := get_insight(runtime.db, job.id, "summaries", key)) is not None:
+        return stored
+    data = load_results(runtime, survey, job)
+    bundle = runtime.bundle(job.taxonomy_version)
+    assistant = _assistant(runtime)
+    try:
+        items = build_summaries(
+            data.rows,
+            [t.to_dict() for t in bundle.taxonomy.themes],
+            data.groups,
+            lemmatize=lemmatizer(bundle.tokenizer),
+            assistant=assistant,
+            theme=theme,
+            group=group,
+            segment=segment,
+            min_mentions=runtime.settings.min_count,
+            workers=runtime.settings.llm_concurrency,
+        )
+        report = assistant.report() if assistant else None
+    finally:
+        if assistant:
+            assistant.close()
+    doc = {
+        **_header(survey, job),
+        "generated_at": _now(),
+        "filter": {
+            "theme": theme,
+            "group": group,
+            "segment": f"{segment[0]}:{segment[1]}" if segment else None,
+        },
+        "min_mentions": runtime.settings.min_count,
+        "llm": report,
+        "items": items,
+    }
+    if refresh:
+        delete_insight(runtime.db, job.id, "summaries", key)
+    return put_insight(runtime.db, job.id, "summaries", key, doc)
+
+
+# -- labelling -----------------------------------------------------------------------------------------
+def _pool(
+    runtime: Runtime, survey: Survey, job: Job, bundle: ModelBundle, skip: set[str], limit: int
+) -> list[LabelItem]:
+    lemmas = lemmatizer(bundle.tokenizer)
+    seen: set[str] = set()
+    items = []
+    for row, _, stored in _pages(runtime, survey, job):
+        for question, result in stored.items():
+            for sentence in result.get("sentences") or []:
+                text = str(sentence["text"])
+                digest = text_hash(text)
+                if text in seen or digest in skip or len(set(lemmas(text))) < 2:
+                    continue
+                seen.add(text)
+                items.append(LabelItem(row.row, question, text))
+    if len(items) > limit:
+        keep = sorted(items, key=lambda it: hashlib.sha256(it.text.encode()).hexdigest())[:limit]
+        chosen = {id(it) for it in keep}
+        items = [it for it in items if id(it) in chosen]
+    return items
+
+
+def propose(
+    runtime: Runtime,
+    survey: Survey,
+    job: Job,
+    theme_id: str,
+    *,
+    size: int = 30,
+    seed: int | None = None,
+    pool: int = LABEL_POOL,
+) -> dict[str, Any]:
+    """Propose labels for ``size`` more sentences of the survey (the current taxonomy's custom theme)."""
+    bundle = runtime.bundle()
+    theme = check_custom(bundle, theme_id)
+    items = _pool(runtime, survey, job, bundle, labelled_hashes(runtime.db, survey.id, theme.id), pool)
+    if not items:
+        return {"theme": theme.id, "proposed": [], "note": "every informative sentence is labelled already"}
+    scores = theme_scores(bundle, theme.id, bundle.encoder.encode([it.text for it in items]))
+    picked = sample_for_labelling(
+        items, scores, size=size, seed=runtime.settings.seed if seed is None else seed
+    )
+    assistant = _assistant(runtime)
+    try:
+        proposals = propose_labels([items[i] for i in picked], scores[picked], theme, assistant)
+        report = assistant.report() if assistant else None
+    finally:
+        if assistant:
+            assistant.close()
+    stored = add_labels(
+        runtime.db,
+        survey.id,
+        theme.id,
+        runtime.taxonomy().version,
+        [
+            NewLabel(p.item.row, p.item.question, p.item.text, p.score, p.proposed, p.proposed_by, p.reason)
+            for p in proposals
+        ],
+    )
+    return {"theme": theme.id, "llm": report, "proposed": [label_out(r) for r in stored]}
+
+
+def retrain(
+    runtime: Runtime,
+    survey: Survey,
+    theme_id: str,
+    *,
+    base_version: int | None = None,
+    max_new: int = 20,
+) -> dict[str, Any]:
+    """Choose new examples for the custom theme from the survey's decided labels; a new taxonomy version
+    when any is added. The figures (before, after, cross-validated) come back either way."""
+    bundle = runtime.bundle()
+    theme = check_custom(bundle, theme_id)
+    current = bundle.taxonomy
+    if base_version is not None and base_version != current.version:
+        from service.storage.taxonomies import VersionConflict
+
+        raise VersionConflict(
+            f"base_version: the taxonomy is at version {current.version}, not {base_version}; reload and retry",
+            value=str(base_version),
+        )
+    decided = list_labels(runtime.db, survey.id, theme.id, decided=True)
+    if not decided:
+        raise ConfigError(
+            f"no decided labels for theme '{theme.id}' on this survey yet: propose labels, then accept or "
+            "correct them",
+            value=theme.id,
+        )
+    texts = [r.text for r in decided]
+    result = retrain_examples(
+        texts,
+        [bool(r.label) for r in decided],
+        bundle.encoder.encode(texts),
+        bundle.themes.prototype_proba,
+        bundle.prototypes(theme.id),
+        existing=theme.examples,
+        max_new=max_new,
+    )
+    out: dict[str, Any] = {"theme": theme.id, "taxonomy_version": current.version, "changed": False}
+    if result.added:
+        new = current.edit(theme.id, add_examples=result.added)
+        saved = save_taxonomy(
+            runtime.db,
+            new,
+            note=f"retrain {theme.id} on {len(decided)} labels of survey {survey.id}",
+            expected_version=new.version,
+        )
+        out.update(taxonomy_version=saved.version, changed=True)
+    log.info("theme retrained", extra={"theme": theme.id, "added": len(result.added), "labels": len(decided)})
+    return {**out, **result.to_dict()}
