@@ -16,12 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-import unicodedata
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.service.test_cli import _hand_nps as hand_nps
 
 ROOT = Path(__file__).parents[2]
 SURVEY = ROOT / "examples" / "survey_cp932.csv"
@@ -46,18 +47,8 @@ pytestmark = [
 
 
 def _hand_nps(path: Path) -> float:
-    """NPS straight from the file: NFKC, strip 点, keep integers 0–10 (as tests/service/test_cli.py)."""
-    with path.open(encoding="cp932", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    column = next(c for c in rows[0] if c.startswith("推奨度"))
-    scores = []
-    for row in rows:
-        raw = unicodedata.normalize("NFKC", row[column]).strip().removesuffix("点")
-        if raw.lstrip("-").isdigit() and 0 <= int(raw) <= 10:
-            scores.append(int(raw))
-    promoters = sum(s >= 9 for s in scores)
-    detractors = sum(s <= 6 for s in scores)
-    return 100 * (promoters - detractors) / len(scores)
+    """NPS straight from the file, counted by hand as in tests/service/test_cli.py."""
+    return hand_nps(path)[3]
 
 
 def _free_port() -> int:
