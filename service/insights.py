@@ -28,6 +28,7 @@ from pipelines.labelling import (
 )
 from pipelines.records import AnalyzedRow, TextResult
 from pipelines.summaries import build_summaries
+from service.config import Settings
 from service.jobs.work import ingest_info
 from service.llm import LLMAssistant, assistant_from_settings
 from service.runtime import Runtime
@@ -105,32 +106,46 @@ def _header(survey: Survey, job: Job) -> dict[str, Any]:
 
 
 # -- discovery -----------------------------------------------------------------------------------------
+def run_discovery(
+    bundle: ModelBundle, settings: Settings, answers: Any, rows: Sequence[Any], *, taken_ids: Sequence[str]
+) -> dict[str, Any]:
+    """``pipelines.discovery.discover`` with the settings' limits and LLM (if any), as a plain document;
+    shared by the API (stored surveys) and ``koe insights`` (files)."""
+    assistant = assistant_from_settings(settings)
+    try:
+        found = discover(
+            answers,
+            thresholds=theme_thresholds(bundle),
+            embed=bundle.encoder.encode,
+            lemmatize=lemmatizer(bundle.tokenizer),
+            answering_rows={r.row: r.date for r in rows if r.answers},
+            assistant=assistant,
+            taken_ids=list(taken_ids),
+            max_sentences=settings.discovery_max_sentences,
+            seed=settings.seed,
+            workers=settings.llm_concurrency,
+        )
+        doc: dict[str, Any] = found.to_dict()
+        doc["llm"] = assistant.report() if assistant else None
+    finally:
+        if assistant:
+            assistant.close()
+    return doc
+
+
 def survey_discovery(runtime: Runtime, survey: Survey, job: Job, *, refresh: bool = False) -> dict[str, Any]:
     """Emerging themes among the sentences the job's taxonomy does not cover (computed once per job)."""
     if not refresh and (stored := get_insight(runtime.db, job.id, "discovery")) is not None:
         return stored
     data = load_results(runtime, survey, job)
     bundle = runtime.bundle(job.taxonomy_version)
-    settings = runtime.settings
-    assistant = _assistant(runtime)
-    try:
-        found = discover(
-            data.answers,
-            thresholds=theme_thresholds(bundle),
-            embed=bundle.encoder.encode,
-            lemmatize=lemmatizer(bundle.tokenizer),
-            answering_rows={r.row: r.date for r in data.rows if r.answers},
-            assistant=assistant,
-            taken_ids=[*runtime.taxonomy().ids, *bundle.taxonomy.ids],
-            max_sentences=settings.discovery_max_sentences,
-            seed=settings.seed,
-            workers=settings.llm_concurrency,
-        )
-        doc = found.to_dict()
-        doc["llm"] = assistant.report() if assistant else None
-    finally:
-        if assistant:
-            assistant.close()
+    doc = run_discovery(
+        bundle,
+        runtime.settings,
+        data.answers,
+        data.rows,
+        taken_ids=[*runtime.taxonomy().ids, *bundle.taxonomy.ids],
+    )
     doc = {**_header(survey, job), "generated_at": _now(), **doc}
     if refresh:
         delete_insight(runtime.db, job.id, "discovery", "")

@@ -181,30 +181,10 @@ def _stored(settings: Settings, survey_id: str) -> tuple[Any, Any, Any]:
 
 
 def _discover_file(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    from pipelines.discovery import discover, lemmatizer, theme_thresholds
-    from service.llm import assistant_from_settings
+    from service.insights import run_discovery
 
     bundle, _, rows, _, answers = _file_results(args, settings)
-    assistant = assistant_from_settings(settings)
-    try:
-        found = discover(
-            answers,
-            thresholds=theme_thresholds(bundle),
-            embed=bundle.encoder.encode,
-            lemmatize=lemmatizer(bundle.tokenizer),
-            answering_rows={r.row: r.date for r in rows if r.answers},
-            assistant=assistant,
-            taken_ids=bundle.taxonomy.ids,
-            max_sentences=settings.discovery_max_sentences,
-            seed=settings.seed,
-            workers=settings.llm_concurrency,
-        )
-        doc = found.to_dict()
-        doc["llm"] = assistant.report() if assistant else None
-    finally:
-        if assistant:
-            assistant.close()
-    return doc
+    return run_discovery(bundle, settings, answers, rows, taken_ids=bundle.taxonomy.ids)
 
 
 def _summaries_file(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
