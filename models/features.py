@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from models.lexical import SparseTfidf
 
-__all__ = ["Featurizer", "TextBatch"]
+__all__ = ["Featurizer", "LinearCoefficients", "TextBatch"]
 
 
 @dataclass
@@ -86,6 +86,23 @@ class Featurizer:
             parts.append(sp.csr_matrix((len(batch), len(self.char_.terms_)), dtype=np.float32))
         return sp.hstack(parts, format="csr", dtype=np.float32)
 
+    def logits(self, batch: TextBatch, coef_t: np.ndarray) -> np.ndarray:
+        """``transform(batch) @ coef_t`` block by block, without building the stacked sparse matrix.
+
+        ``coef_t`` is the (n_features, k) transposed coefficient matrix, C-contiguous: a sparse row
+        times a contiguous column block is about 40 times faster than times a transposed view, and
+        skipping the ``hstack`` saves most of the rest (a single short text: 1 ms -> 0.3 ms).
+        """
+        emb = np.asarray(batch.emb, dtype=np.float32)
+        out = emb @ coef_t[: self.dim_]
+        lo = self.dim_
+        hi = lo + len(self.lemma_.terms_)
+        if self.lemma_weight:
+            out += (self.lemma_.transform(batch.lemmas) @ coef_t[lo:hi]) * self.lemma_weight
+        if self.char_weight:
+            out += (self.char_.transform(batch.texts) @ coef_t[hi:]) * self.char_weight
+        return np.asarray(out)
+
     def lemma_column(self, lemma: str) -> int | None:
         col = self.lemma_.vocabulary_.get(lemma)
         return None if col is None else self.lemma_offset + col
@@ -112,3 +129,23 @@ class Featurizer:
         feat.lemma_ = SparseTfidf.from_config(config["lemma"], arrays["lemma_idf"])
         feat.char_ = SparseTfidf.from_config(config["char"], arrays["char_idf"])
         return feat
+
+
+class LinearCoefficients:
+    """``coef_`` (k, n_features) of a linear head, with its transposed contiguous copy for ``Featurizer.logits``.
+
+    Assigning ``coef_`` (after fitting or loading) refreshes the copy, so the two never disagree;
+    an unfitted head has no ``coef_`` attribute at all.
+    """
+
+    _coef: np.ndarray
+    _coef_t: np.ndarray
+
+    @property
+    def coef_(self) -> np.ndarray:
+        return self._coef
+
+    @coef_.setter
+    def coef_(self, value: np.ndarray) -> None:
+        self._coef = value
+        self._coef_t = np.ascontiguousarray(value.T)

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from models.base import NotFittedError, artifact_fields, check_encoder, read_artifact, write_artifact
-from models.features import Featurizer, TextBatch
+from models.features import Featurizer, LinearCoefficients, TextBatch
 from pipelines.errors import ConfigError
 from pipelines.records import SENTIMENT_LABELS
 
@@ -30,7 +30,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-class SentimentHead:
+class SentimentHead(LinearCoefficients):
     """Logistic-regression sentiment head on embeddings and lexical features.
 
     Parameters
@@ -97,7 +97,7 @@ class SentimentHead:
         return self
 
     def _logits(self, batch: TextBatch) -> np.ndarray:
-        return np.asarray(self.features_.transform(batch) @ self.coef_.T) + self.intercept_
+        return self.features_.logits(batch, self._coef_t) + self.intercept_
 
     def _fit_temperature(self, batch: TextBatch, y: np.ndarray) -> float:
         logits = self._logits(batch).astype(np.float64)

@@ -134,3 +134,16 @@ def test_artifact_from_another_version_says_to_retrain(tmp_path) -> None:
     (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ModelError, match=r"no field 'folds'.*koe train"):
         ThemeClassifier.load(path)
+
+
+@pytest.mark.parametrize("weights", [(0.5, 0.5), (1.0, 0.0), (0.0, 1.0)])
+def test_blockwise_logits_equal_the_stacked_product(weights) -> None:
+    """``Featurizer.logits`` (the fast path) gives ``transform(batch) @ coef.T`` for every block setting,
+    and a head's transposed copy follows a reassigned ``coef_``."""
+    head, X = _fit_sentiment()
+    head.features_.lemma_weight, head.features_.char_weight = weights
+    stacked = np.asarray(head.features_.transform(X) @ head.coef_.T)
+    assert np.allclose(head.features_.logits(X, head._coef_t), stacked, atol=1e-5)
+    head.coef_ = head.coef_ * 2.0
+    assert np.allclose(head.features_.logits(X, head._coef_t), 2.0 * stacked, atol=1e-5)
+    assert not hasattr(SentimentHead(), "coef_")
