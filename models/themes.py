@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from models.base import NotFittedError, artifact_fields, check_encoder, read_artifact, write_artifact
-from models.features import Featurizer, TextBatch
+from models.features import Featurizer, LinearCoefficients, TextBatch
 
 __all__ = ["ThemeClassifier"]
 
@@ -65,7 +65,7 @@ def _best_fbeta_cut(y: np.ndarray, score: np.ndarray, beta: float) -> float:
     return best_cut
 
 
-class ThemeClassifier:
+class ThemeClassifier(LinearCoefficients):
     meta_: dict[str, Any]  # meta.json of a loaded artifact
 
     def __init__(
@@ -179,7 +179,7 @@ class ThemeClassifier:
         self._check_fitted()
         if not len(batch):
             return np.zeros((0, len(self.theme_ids_)), dtype=np.float32)
-        return _sigmoid(np.asarray(self.features_.transform(batch) @ self.coef_.T) + self.intercept_)
+        return _sigmoid(self.features_.logits(batch, self._coef_t) + self.intercept_)
 
     def _centred(self, X: np.ndarray) -> np.ndarray:
         """Embeddings minus the corpus mean, re-normalised. e5 vectors share a large common component
