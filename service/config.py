@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         3600, ge=1, description="seconds before a chunk taken by a worker that died is handed to another"
     )
     job_chunk_rows: int = Field(500, ge=1, le=100_000, description="rows per job chunk (one commit each)")
+    job_plan_lease: int = Field(
+        120,
+        ge=1,
+        description="seconds without progress after which another API instance may take over a job's planning",
+    )
     auth_required: bool = Field(True, description="require an API key (`koe apikey create`) on /v1 routes")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG also logs comment text; other levels never do"

@@ -82,6 +82,7 @@ class Runtime:
             repo=self.repo,
             bundle_for=self.bundle,
             max_rows=s.max_upload_rows,
+            plan_lease=s.job_plan_lease,
             min_count=s.min_count,
             bootstrap=s.bootstrap_samples,
             seed=s.seed,

@@ -2,7 +2,9 @@
 
 Without a broker it runs whole jobs (plan, chunks, finalize), so a single ``koe serve`` is a complete
 service. With ``KOE_BROKER_URL`` it only plans (the raw upload lives on this machine) and hands the
-chunks to Celery workers. Jobs left unfinished by a previous process are picked up again at start.
+chunks to Celery workers. Jobs left unfinished by a previous process are picked up again at start; a
+job whose planning another instance holds (``Repository.start_planning``) is looked at again once that
+planner's lease could have run out.
 """
 
 from __future__ import annotations
@@ -113,6 +115,17 @@ class JobRunner:
         self._queue.task_done()
 
     def run(self, job_id: str) -> None:
+        self._run(job_id)
+        job = self.runtime.repo.get_job(job_id)
+        if job is not None and job.state == "planning":
+            # another planner holds the lease (alive, or dead and not yet timed out): look again after it
+            lease = float(self.runtime.settings.job_plan_lease)
+            log.info("job is being planned elsewhere; retrying later", extra={"job_id": job_id, "after_s": lease})
+            timer = threading.Timer(lease, self.submit, (job_id,))
+            timer.daemon = True
+            timer.start()
+
+    def _run(self, job_id: str) -> None:
         ctx = self.runtime.job_context()
         max_bytes = self.runtime.settings.max_upload_bytes
         if self._celery is None:

@@ -41,6 +41,7 @@ class JobContext:
     repo: Repository
     bundle_for: Callable[[int], ModelBundle]
     max_rows: int
+    plan_lease: float = 120.0  # seconds; see Repository.start_planning
     min_count: int = 5
     bootstrap: int = 2000
     seed: int = 0
@@ -69,7 +70,7 @@ def _fail(ctx: JobContext, job_id: str, err: KoeError, status: int = 422) -> Non
 def plan(ctx: JobContext, job_id: str, max_bytes: int) -> bool:
     """Read the upload into the database and cut the job into chunks. False if the job failed or was planned."""
     job = ctx.repo.get_job(job_id)
-    if job is None or not ctx.repo.start_planning(job_id):
+    if job is None or not ctx.repo.start_planning(job_id, ctx.plan_lease):
         return False
     survey = ctx.repo.get_survey(job.survey_id)
     if survey is None:
@@ -103,6 +104,7 @@ def plan(ctx: JobContext, job_id: str, max_bytes: int) -> bool:
                 seq += 1
                 if len(batch) >= _PLAN_BATCH:
                     ctx.repo.add_rows(survey.id, batch)
+                    ctx.repo.set_job(job_id)  # heartbeat: the planning lease stays ours
                     batch = []
             if batch:
                 ctx.repo.add_rows(survey.id, batch)

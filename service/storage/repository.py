@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 
 from pipelines.records import SurveyRow, TextResult
 from service.storage.db import Database
@@ -222,10 +222,13 @@ class Repository:
 
     def set_job(self, job_id: str, **values: Any) -> None:
         with self.db.session() as s:
-            s.execute(update(Job).where(Job.id == job_id).values(updated_at=now(), **values))
+            s.execute(update(Job).where(Job.id == job_id).values(**{"updated_at": now(), **values}))
 
-    def start_planning(self, job_id: str) -> bool:
-        """Move a queued (or interrupted planning) job to planning; False if it is already past that."""
+    def start_planning(self, job_id: str, lease_seconds: float) -> bool:
+        """Claim a job's planning: a queued job, or one whose planner made no progress for ``lease_seconds``
+        (it died). False if the job is past planning or another planner holds it: one UPDATE decides, so
+        two API instances that resume the same job cannot both read its upload into the row table."""
+        stale = now() - timedelta(seconds=lease_seconds)
         with self.db.session() as s:
             res = s.execute(
                 update(Job)

@@ -335,3 +335,28 @@ def test_unfinished_jobs_resume_when_the_service_starts(tmp_path: Path) -> None:
         done = _finish(client, h, job_id)
     assert done["state"] == "succeeded" and done["rows_done"] == 320 and done["chunks_done"] == 5
     second.close()
+
+
+def test_a_job_left_planning_by_a_dead_process_is_taken_over_after_the_lease(tmp_path: Path) -> None:
+    """A process died while planning (the job says planning, its heartbeat is recent): the next process does
+    not plan it at once (the planner might be another live instance) but looks again after the lease."""
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+    from service.runtime import Runtime
+    from service.storage.keys import create_key
+    from tests.service.conftest import make_settings, stored_survey
+
+    settings = make_settings(tmp_path, job_plan_lease=1)
+    first = Runtime(settings)
+    _, job_id = stored_survey(first)
+    assert first.repo.start_planning(job_id, settings.job_plan_lease)  # ... and the process "dies"
+    first.close()
+
+    second = Runtime(settings)
+    h = {"Authorization": f"Bearer {create_key(second.db, 'u', 'upload')[1]}"}
+    with TestClient(create_app(runtime=second)) as client:
+        assert client.get(f"/v1/jobs/{job_id}", headers=h).json()["state"] == "planning"
+        done = _finish(client, h, job_id)
+    assert done["state"] == "succeeded" and done["rows_done"] == 320
+    second.close()

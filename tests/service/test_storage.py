@@ -124,6 +124,26 @@ def test_a_chunk_is_committed_once(db: Database, tmp_path: Path) -> None:
     assert repo.pending_chunks(job_id) == [0, 2]
 
 
+def test_planning_is_claimed_once_until_its_lease_runs_out(db: Database, tmp_path: Path) -> None:
+    """Two API instances resuming the same job: one claims the planning; the other gets it only when the
+    first stops making progress for the lease's length (its heartbeats, ``set_job``, keep it)."""
+    from datetime import timedelta
+
+    from service.storage.repository import now
+
+    repo = Repository(db)
+    _, job_id = _survey_with_job(repo, tmp_path)
+    assert repo.start_planning(job_id, lease_seconds=60)
+    assert not repo.start_planning(job_id, lease_seconds=60)  # the second instance backs off
+    repo.set_job(job_id, updated_at=now() - timedelta(seconds=30))
+    assert not repo.start_planning(job_id, lease_seconds=60)  # a planner 30 s quiet may still be alive
+    repo.set_job(job_id, updated_at=now() - timedelta(seconds=61))
+    assert repo.start_planning(job_id, lease_seconds=60)  # it died: take over
+    repo.plan_chunks(job_id, 10, 4)
+    repo.set_job(job_id, updated_at=now() - timedelta(days=1))
+    assert not repo.start_planning(job_id, lease_seconds=60)  # planned jobs are never planned again
+
+
 def test_row_filters_and_purge(db: Database, tmp_path: Path) -> None:
     repo = Repository(db)
     survey_id, job_id = _survey_with_job(repo, tmp_path)
