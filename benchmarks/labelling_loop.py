@@ -6,9 +6,10 @@ For a default theme T, koe is given T as a *custom* theme known only by its five
 head's T is removed, as for a team's own theme). The corpus test split (never trained on) is cut in two by a
 hash of the comment id: a labelling half and an evaluation half. From the labelling half, ``size`` comments are
 sampled as ``koe insights label propose`` samples them; the analyst's decisions are simulated by the corpus
-labels (no LLM: a perfect analyst). ``retrain_examples`` chooses the new examples; the theme is then scored on
-the evaluation half through the full classify path, before and after. The cross-validated F1 on the labels is
-printed next to it: the figure the API reports, to compare with what held-out comments show.
+labels (no LLM: a perfect analyst). ``retrain_examples`` chooses the new examples and counter-examples; the
+theme is then scored on the evaluation half through the full classify path, before and after. The
+cross-validated F1 on the labels is printed next to it: the figure the API reports, to compare with what
+held-out comments show.
 """
 
 from __future__ import annotations
@@ -71,13 +72,17 @@ def main() -> int:
             b0.prototypes("custom_t"),
             existing=own.examples,
         )
+        edited = result.added or result.counter_examples
         y = np.array([theme in it.themes for it in held])
         before = np.array(
             ["custom_t" in r.theme_ids() for r in classify_texts([it.text for it in held], b0, explain=False)]
         )
         after = before
-        if result.added:
-            b1 = bundle.with_taxonomy(tax.edit("custom_t", add_examples=result.added))
+        if edited:
+            new = tax.edit(
+                "custom_t", add_examples=result.added, add_counter_examples=result.counter_examples
+            )
+            b1 = bundle.with_taxonomy(new)
             after = np.array(
                 [
                     "custom_t" in r.theme_ids()
@@ -89,6 +94,7 @@ def main() -> int:
             "labels": len(picked),
             "positives": result.positives,
             "added": len(result.added),
+            "counter_examples": len(result.counter_examples),
             "labels_f1_before": result.before["f1"],
             "labels_f1_cv": result.cross_validated["f1"],
             "heldout_n": len(held),
@@ -99,6 +105,7 @@ def main() -> int:
         rows.append(row)
         print(
             f"{theme:<16} labels {row['labels']} (+{row['positives']})  added {row['added']:>2}  "
+            f"counter {row['counter_examples']:>2}  "
             f"labels F1 {row['labels_f1_before']:.2f} -> cv {row['labels_f1_cv']:.2f}   held-out F1 "
             f"{row['heldout_f1_before']:.2f} -> {row['heldout_f1_after']:.2f} (n {len(held)}, T {int(y.sum())})",
             flush=True,

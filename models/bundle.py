@@ -39,11 +39,25 @@ class ModelBundle:
 
     def prototypes(self, theme_id: str) -> np.ndarray:
         """Embeddings of a custom theme's example sentences (computed once)."""
+        return self._embedded(theme_id, "examples")
+
+    def counter_prototypes(self, theme_id: str) -> np.ndarray:
+        """Embeddings of a custom theme's counter-examples: sentences decided not to be about it (once)."""
+        return self._embedded(theme_id, "counter_examples")
+
+    def prototype_proba(self, theme_id: str, X_emb: np.ndarray) -> np.ndarray:
+        """A custom theme's probability for texts with these embeddings: by its examples, against its
+        counter-examples (``ThemeClassifier.prototype_proba``)."""
+        return self.themes.prototype_proba(
+            X_emb, self.prototypes(theme_id), self.counter_prototypes(theme_id)
+        )
+
+    def _embedded(self, theme_id: str, which: str) -> np.ndarray:
+        key = f"{which}:{theme_id}"
         with self._lock:
-            if theme_id not in self._prototypes:
-                theme = self.taxonomy.get(theme_id)
-                self._prototypes[theme_id] = self.encoder.encode(list(theme.examples))
-            return self._prototypes[theme_id]
+            if key not in self._prototypes:
+                self._prototypes[key] = self.encoder.encode(list(getattr(self.taxonomy.get(theme_id), which)))
+            return self._prototypes[key]
 
     def with_taxonomy(self, taxonomy: Taxonomy) -> ModelBundle:
         """The same models under another taxonomy version (re-classification)."""
@@ -100,5 +114,9 @@ def get_bundle(
 ) -> ModelBundle:
     """The process-wide bundle for these settings (loaded lazily, once)."""
     return load_bundle(
-        artifacts_dir, encoder=encoder, taxonomy_path=taxonomy_path, num_threads=num_threads, cache_dir=cache_dir
+        artifacts_dir,
+        encoder=encoder,
+        taxonomy_path=taxonomy_path,
+        num_threads=num_threads,
+        cache_dir=cache_dir,
     )

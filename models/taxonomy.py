@@ -8,6 +8,7 @@ so that results stored under an old id still resolve. Every change returns a new
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -34,11 +35,13 @@ class Theme:
     examples: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     custom: bool = False
+    counter_examples: tuple[str, ...] = ()  # sentences decided not to be about a custom theme (labelling)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["examples"] = list(self.examples)
         d["aliases"] = list(self.aliases)
+        d["counter_examples"] = list(self.counter_examples)
         return d
 
 
@@ -108,14 +111,19 @@ class Taxonomy:
         name: str | None = None,
         description: str | None = None,
         add_examples: tuple[str, ...] | list[str] = (),
+        add_counter_examples: tuple[str, ...] | list[str] = (),
     ) -> Taxonomy:
-        """Rename, re-describe or teach a theme more examples; the id stays."""
+        """Rename, re-describe or teach a theme more examples or counter-examples; the id stays. A sentence
+        added as an example stops being a counter-example (the later decision wins), and the reverse."""
         target = self.get(theme_id)
+        examples = _extend(target.examples, add_examples, drop=add_counter_examples)
+        counter = _extend(target.counter_examples, add_counter_examples, drop=add_examples)
         changed = replace(
             target,
             name=target.name if name is None else name,
             description=target.description if description is None else description,
-            examples=target.examples + tuple(e for e in add_examples if e not in target.examples),
+            examples=examples,
+            counter_examples=counter,
         )
         if changed == target:
             raise ConfigError("the edit changes nothing", value=theme_id)
@@ -130,6 +138,9 @@ class Taxonomy:
             target,
             examples=target.examples + source.examples,
             aliases=(*target.aliases, source.id, *source.aliases),
+            counter_examples=_extend(
+                target.counter_examples, source.counter_examples, drop=(*target.examples, *source.examples)
+            ),
         )
         themes = tuple(merged if t.id == target.id else t for t in self.themes if t.id != source.id)
         return replace(self, version=self.version + 1, themes=themes)
@@ -156,12 +167,20 @@ class Taxonomy:
                     examples=tuple(str(e) for e in t.get("examples", [])),
                     aliases=tuple(str(a) for a in t.get("aliases", [])),
                     custom=bool(t.get("custom", False)),
+                    counter_examples=tuple(str(e) for e in t.get("counter_examples") or []),
                 )
                 for t in data["themes"]
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"taxonomy is missing a required field: {exc}", file=source) from exc
         return cls(name=str(data.get("name", "custom")), version=int(data.get("version", 1)), themes=themes)
+
+
+def _extend(kept: tuple[str, ...], new: Sequence[str], *, drop: Sequence[str] = ()) -> tuple[str, ...]:
+    """``kept`` then the ``new`` sentences it lacks, without those in ``drop``; order kept, no repeats."""
+    out = [s for s in kept if s not in drop]
+    out += [s for s in dict.fromkeys(new) if s not in out]
+    return tuple(out)
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:

@@ -84,7 +84,7 @@ def _theme_scores(bundle: ModelBundle, batch: TextBatch) -> tuple[list[str], np.
             col = np.max(np.stack([trained[:, index[s]] for s in sources], axis=1), axis=1)
             thr = min(float(bundle.themes.thresholds_[index[s]]) for s in sources)
         else:
-            col = bundle.themes.prototype_proba(batch.emb, bundle.prototypes(theme.id))
+            col = bundle.prototype_proba(theme.id, batch.emb)
             thr = 0.5
         ids.append(theme.id)
         cols.append(col)

@@ -39,11 +39,11 @@ def _fit_sentiment() -> tuple[SentimentHead, TextBatch]:
     return SentimentHead().fit(X, y, cal=Xc, y_cal=yc, encoder_name="enc-a"), X
 
 
-def _fit_themes() -> tuple[ThemeClassifier, TextBatch]:
+def _fit_themes(**params: object) -> tuple[ThemeClassifier, TextBatch]:
     X, y = _blobs(300)
     Y = np.array([[lab == "negative", lab == "positive"] for lab in y], dtype=int)
     examples = {"slow": X.emb[Y[:, 0] == 1][:3], "kind": X.emb[Y[:, 1] == 1][:3]}
-    clf = ThemeClassifier().fit(
+    clf = ThemeClassifier(**params).fit(  # type: ignore[arg-type]
         X,
         Y,
         ["slow", "kind"],
@@ -89,6 +89,19 @@ def test_themes_round_trip_order_and_evidence(tmp_path) -> None:
     assert loaded.nearest_examples(X.emb[0], 0)
     proto = loaded.prototype_proba(X.emb, X.emb[:2])
     assert proto.shape == (len(X),) and ((proto >= 0) & (proto <= 1)).all()
+
+
+def test_themes_co_theme_stage_is_optional(tmp_path) -> None:
+    """Without the co-theme stage (``stack_C=None``, or an artifact saved before it existed) the
+    first-stage probabilities are the scores."""
+    clf, X = _fit_themes(stack_C=None)
+    assert clf.stack_coef_ is None
+    loaded = ThemeClassifier.load(clf.save(tmp_path / "t"), encoder_name="enc-a")
+    assert loaded.stack_coef_ is None
+    assert np.allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-2)
+    stacked, _ = _fit_themes()
+    assert stacked.stack_coef_.shape == (2, 2)
+    assert ((stacked.predict_proba(X) >= stacked.thresholds_).mean(axis=0) > 0).all()
 
 
 def test_heads_refuse_another_encoder(tmp_path) -> None:

@@ -46,10 +46,14 @@ def _build_tiny_bert(root: Path, seed: int = 0) -> Path:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     lines = (MINI / "part-mini.jsonl").read_text(encoding="utf-8").splitlines()
     corpus = [json.loads(line)["sentences"][0]["text"] for line in lines]
-    tok.train_from_iterator(corpus + SENTENCES, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials))
+    tok.train_from_iterator(
+        corpus + SENTENCES, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials)
+    )
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     tok.decoder = decoders.WordPiece()
     fast = PreTrainedTokenizerFast(

@@ -60,3 +60,18 @@ def test_broken_yaml_names_the_file(tmp_path) -> None:
     bad.write_text("themes: [", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad\.yaml"):
         load_taxonomy(bad)
+
+
+def test_counter_examples_are_kept_and_the_later_decision_wins(tmp_path) -> None:
+    tax = default_taxonomy().add_theme("parking", "駐車場", examples=["駐車場が狭い", "車が停めにくい"])
+    edited = tax.edit("parking", add_counter_examples=["駐輪場がない", "車が停めにくい", "駐輪場がない"])
+    theme = edited.get("parking")
+    assert theme.counter_examples == ("駐輪場がない", "車が停めにくい") and theme.examples == (
+        "駐車場が狭い",
+    )
+    again = edited.edit("parking", add_examples=["車が停めにくい"])
+    assert again.get("parking").counter_examples == ("駐輪場がない",)
+    assert again.get("parking").examples == ("駐車場が狭い", "車が停めにくい")
+    assert load_taxonomy(again.save(tmp_path / "t.yaml")) == again
+    assert again.to_dict()["themes"][-1]["counter_examples"] == ["駐輪場がない"]
+    assert Taxonomy.from_dict({"themes": [{"id": "x_y", "name": "x"}]}).themes[0].counter_examples == ()

@@ -64,10 +64,14 @@ def test_proposals_come_from_the_llm_in_batches_else_from_the_classifier() -> No
     assert [p.proposed for p in plain] == [s >= 0.5 for s in scores] and plain[0].reason is None
 
 
-def _cosine_score(X: np.ndarray, examples: np.ndarray) -> np.ndarray:
-    """A stand-in for prototype_proba: the best cosine to an example, 0.5 at cosine 0.8."""
+def _cosine_score(X: np.ndarray, examples: np.ndarray, counters: np.ndarray | None = None) -> np.ndarray:
+    """A stand-in for prototype_proba: the best cosine to an example, 0.5 at cosine 0.8; 0 for a text at
+    least as near to a counter-example as to every example."""
     sims = (X @ examples.T).max(axis=1)
-    return 1 / (1 + np.exp(-20 * (sims - 0.8)))
+    p = 1 / (1 + np.exp(-20 * (sims - 0.8)))
+    if counters is not None and len(counters):
+        p = np.where((X @ counters.T).max(axis=1) >= sims, 0.0, p)
+    return p
 
 
 def _unit(v: list[float]) -> np.ndarray:
@@ -116,3 +120,69 @@ def test_existing_examples_are_not_added_twice(existing: list[str]) -> None:
         existing=existing,
     )
     assert not set(result.added) & set(existing)
+
+
+def test_rejected_sentences_the_theme_flags_become_counter_examples() -> None:
+    # the theme's example sits on axis 0; the analyst accepts sentences near it and rejects a group that the
+    # theme flags too (cosine ~0.9 to the example) but that leans towards axis 2: another kind of text
+    rng = np.random.default_rng(1)
+    pos = [_unit([1, 0.05 * k, 0, *rng.normal(0, 0.03, 3)]) for k in range(5)]
+    neg = [_unit([0.9, 0, 0.44, *rng.normal(0, 0.03, 3)]) for _ in range(5)]
+    X = np.array([*pos, *neg])
+    texts = [f"p{i}" for i in range(5)] + [f"n{i}" for i in range(5)]
+    labels = [True] * 5 + [False] * 5
+    base = np.array([_unit([1, 0, 0, 0, 0, 0])])
+    result = retrain_examples(texts, labels, X, _cosine_score, base, folds=5)
+    assert result.before["fp"] == 5 and result.before["tp"] == 5  # today every rejected sentence is flagged
+    assert result.counter_examples and set(result.counter_examples) <= {f"n{i}" for i in range(5)}
+    assert result.after["fp"] == 0 and result.after["tp"] == 5
+    assert result.cross_validated["fp"] < result.before["fp"] and result.cross_validated["tp"] == 5
+    assert result.to_dict()["counter_examples"] == result.counter_examples
+    # a new sentence of the rejected kind is no longer flagged; a new one of the theme still is
+    counters = X[[texts.index(t) for t in result.counter_examples]]
+    fresh = np.array([_unit([0.9, 0, 0.44, 0.02, -0.02, 0.01]), _unit([1, 0.1, 0, 0.01, 0, 0])])
+    assert list(_cosine_score(fresh, base) >= 0.5) == [True, True]
+    assert list(_cosine_score(fresh, base, counters) >= 0.5) == [False, True]
+
+
+def test_rejected_sentences_among_accepted_ones_are_no_counter_examples() -> None:
+    # two rejected sentences sit among accepted ones: each would unflag the other, and the accepted ones too
+    X = np.array([_unit([1, 0.02 * k, 0]) for k in range(4)] + [_unit([1, 0.03, s]) for s in (0.001, -0.001)])
+    labels = [True] * 4 + [False] * 2
+    result = retrain_examples(
+        ["a", "b", "c", "d", "x", "y"], labels, X, _cosine_score, np.array([_unit([1, 0, 0])])
+    )
+    assert result.counter_examples == [] and result.after["tp"] == 4
+
+
+def test_a_counter_example_stops_the_same_kind_of_text_being_flagged() -> None:
+    """The real models: a custom theme flags a message-card request; once that sentence is a counter-example,
+    classify no longer gives the theme to a paraphrase of it, and still gives it to gift wrapping."""
+    from models.bundle import get_bundle
+    from pipelines.classify import classify_texts
+
+    bundle = get_bundle()
+    taxonomy = bundle.taxonomy.add_theme(
+        "gift_wrap",
+        "ギフト包装",
+        examples=[
+            "ギフト包装にしてほしい",
+            "のしを付けたい",
+            "プレゼント用にラッピングしてほしかった",
+            "贈り物用の袋を付けてほしい",
+            "ギフトボックスが選べると嬉しい",
+        ],
+    )
+    texts = ["メッセージカードが付けられると嬉しい", "ギフト用の包装紙がかわいい"]
+
+    def flagged(tax: Any) -> list[bool]:
+        return ["gift_wrap" in r.theme_ids() for r in classify_texts(texts, bundle.with_taxonomy(tax))]
+
+    assert flagged(taxonomy) == [True, True]
+    rejected = taxonomy.edit(
+        "gift_wrap", add_counter_examples=["プレゼントを送りたいのでメッセージカードを付けたい"]
+    )
+    assert rejected.get("gift_wrap").counter_examples == (
+        "プレゼントを送りたいのでメッセージカードを付けたい",
+    )
+    assert flagged(rejected) == [False, True]
