@@ -1,16 +1,18 @@
-"""The runner: ingest -> normalize/tokenize/embed/classify (in chunks) -> aggregate -> report.
+"""The runner: ingest -> normalize/tokenize/embed/classify (in chunks) -> aggregate -> insights -> report.
 
 Rows stream through in chunks: each chunk's answers are classified as one batch, written to
-``rows.csv`` at once, and only a compact ``AnalyzedRow`` is kept for aggregation, so memory grows
-with the number of distinct results, not with the file. The same stage functions serve the API and
-the workers (a request is a chunk of one).
+``rows.csv`` at once, and only a compact ``AnalyzedRow`` is kept for aggregation (plus each answer's
+sentences with their themes, for discovery), so memory grows with the number of distinct results, not
+with the file. The same stage functions serve the API and the workers (a request is a chunk of one).
+Insights (``pipelines.insights``: emerging themes, theme summaries) are on by default (about 3 s at 1,000
+rows, 15 s at 10,000: benchmarks/README.md); ``AnalyzeOptions(insights=None)`` leaves them out.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,10 @@ from typing import Any
 from models.bundle import ModelBundle
 from pipelines.aggregate import build_summary
 from pipelines.classify import classify_texts
+from pipelines.discovery import AnswerSentences
 from pipelines.exports import ErrorsWriter, RowsWriter
 from pipelines.ingest import read_survey
+from pipelines.insights import AssistantFactory, InsightOptions, add_insights
 from pipelines.nps import group_of
 from pipelines.records import AnalyzedRow, IngestInfo, MetricName, SurveyKind, SurveyRow, TextResult, ThemeHit
 
@@ -40,6 +44,8 @@ class AnalyzeOptions:
     bootstrap: int = 2000
     seed: int = 0
     report: bool = True
+    # emerging themes and theme summaries (pipelines.insights); None: neither (``koe analyze --no-insights``)
+    insights: InsightOptions | None = field(default_factory=InsightOptions)
 
 
 def _chunks(rows: Iterable[SurveyRow], size: int) -> Iterator[list[SurveyRow]]:
@@ -96,8 +102,11 @@ def analyze_file(
     options: AnalyzeOptions | None = None,
     *,
     progress: ProgressFn | None = None,
+    new_assistant: AssistantFactory | None = None,
 ) -> dict[str, Any]:
-    """Analyse one export file and write summary.json, rows.csv, errors.csv and report.html."""
+    """Analyse one export file and write summary.json, rows.csv, errors.csv and report.html.
+
+    ``new_assistant``: an LLM for naming emerging themes and writing summaries (None: extractive)."""
     opts = options or AnalyzeOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,11 +118,13 @@ def analyze_file(
         mapping=opts.mapping,
         max_bytes=opts.max_bytes,
     )
-    analyzed, n_issues = _process(rows, info, bundle, out, opts, progress)
+    analyzed, answers, n_issues = _process(rows, info, bundle, out, opts, progress)
     summary = summarize(
         analyzed, info, bundle, min_count=opts.min_count, seed=opts.seed, bootstrap=opts.bootstrap
     )
     summary["issues"] = {"count": n_issues, "file": "errors.csv"}
+    if opts.insights is not None:
+        add_insights(summary, analyzed, answers, info, bundle, opts.insights, new_assistant)
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     if opts.report:
         from pipelines.report import render_report
@@ -129,11 +140,14 @@ def _process(
     out: Path,
     opts: AnalyzeOptions,
     progress: ProgressFn | None,
-) -> tuple[list[AnalyzedRow], int]:
+) -> tuple[list[AnalyzedRow], list[AnswerSentences], int]:
+    """Classify and write every row; the compact rows, and each answer's sentences when discovery needs them."""
     scored = opts.kind == "survey"
+    keep_sentences = opts.insights is not None and opts.insights.discovery
     writer = RowsWriter(out / "rows.csv", info.columns, info.mapping.texts, group_column=scored)
     errors = ErrorsWriter(out / "errors.csv")
     analyzed: list[AnalyzedRow] = []
+    sentences: list[AnswerSentences] = []
     texts: dict[str, str] = {}  # one string object per distinct answer (特になし x 10,000 is one string)
     try:
         for chunk in _chunks(rows, opts.chunk_size):
@@ -147,9 +161,13 @@ def _process(
                         row.row, row.score, row.date, row.segments, compact, has_error=bool(row.issues)
                     )
                 )
+                if keep_sentences:
+                    sentences.extend(
+                        AnswerSentences.from_result(row.row, q, row.date, res) for q, res in answers.items()
+                    )
             if progress:
                 progress(len(chunk))
     finally:
         writer.close()
         errors.close()
-    return analyzed, errors.count
+    return analyzed, sentences, errors.count

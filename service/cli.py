@@ -61,6 +61,8 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(found, ensure_ascii=False, indent=2, default=str))
         return 0
 
+    from service.insights import insight_options, new_assistant
+
     options = AnalyzeOptions(
         encoding=args.encoding,
         kind=args.kind,
@@ -72,10 +74,13 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
         bootstrap=settings.bootstrap_samples,
         seed=settings.seed,
         report=not args.no_report,
+        insights=insight_options(settings) if settings.analysis_insights and not args.no_insights else None,
     )
     bundle = _bundle(settings)
     with tqdm(desc="koe analyze", unit="row", disable=args.quiet, file=sys.stderr) as bar:
-        summary = analyze_file(args.input, args.out, bundle, options, progress=bar.update)
+        summary = analyze_file(
+            args.input, args.out, bundle, options, progress=bar.update, new_assistant=new_assistant(settings)
+        )
     if not args.quiet:
         _print_headline(summary, Path(args.out))
     return 0
@@ -297,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date-column")
     p.add_argument("--segment-column", action="append")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument(
+        "--no-insights",
+        action="store_true",
+        help="skip emerging themes and theme summaries (KOE_ANALYSIS_INSIGHTS=false for every run)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary (for scripts)")
     p.set_defaults(func=cmd_analyze)
 

@@ -12,12 +12,14 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from models.bundle import ModelBundle
 from models.taxonomy import Taxonomy
-from pipelines.discovery import AnswerSentences, discover, lemmatizer, theme_thresholds
+from pipelines.discovery import AnswerSentences, lemmatizer
 from pipelines.errors import ConfigError
+from pipelines.insights import AssistantFactory, InsightOptions, discovery_section, summaries_section
 from pipelines.labelling import (
     LabelItem,
     check_custom,
@@ -27,7 +29,6 @@ from pipelines.labelling import (
     theme_scores,
 )
 from pipelines.records import AnalyzedRow, TextResult
-from pipelines.summaries import build_summaries
 from service.config import Settings
 from service.jobs.work import ingest_info
 from service.llm import LLMAssistant, assistant_from_settings
@@ -50,9 +51,14 @@ from service.storage.taxonomies import save_taxonomy
 __all__ = [
     "AnalysedSurvey",
     "adopt_cluster",
+    "insight_options",
+    "kept_discovery",
     "load_results",
+    "new_assistant",
     "propose",
     "retrain",
+    "run_discovery",
+    "run_summaries",
     "survey_discovery",
     "survey_summaries",
 ]
@@ -105,38 +111,55 @@ def _header(survey: Survey, job: Job) -> dict[str, Any]:
     return {"survey_id": survey.id, "job_id": job.id, "taxonomy_version": job.taxonomy_version}
 
 
+def insight_options(settings: Settings) -> InsightOptions:
+    """Discovery's and the summaries' limits from the settings (the analysis and on-request alike)."""
+    return InsightOptions(
+        max_sentences=settings.discovery_max_sentences,
+        min_mentions=settings.min_count,
+        seed=settings.seed,
+        workers=settings.llm_concurrency,
+    )
+
+
+def new_assistant(settings: Settings) -> AssistantFactory:
+    """A new LLM assistant per computation (its own token budget); it gives None without KOE_LLM_BASE_URL."""
+    return partial(assistant_from_settings, settings)
+
+
 # -- discovery -----------------------------------------------------------------------------------------
 def run_discovery(
     bundle: ModelBundle, settings: Settings, answers: Any, rows: Sequence[Any], *, taken_ids: Sequence[str]
 ) -> dict[str, Any]:
-    """``pipelines.discovery.discover`` with the settings' limits and LLM (if any), as a plain document;
-    shared by the API (stored surveys) and ``koe insights`` (files)."""
-    assistant = assistant_from_settings(settings)
-    try:
-        found = discover(
-            answers,
-            thresholds=theme_thresholds(bundle),
-            embed=bundle.encoder.encode,
-            lemmatize=lemmatizer(bundle.tokenizer),
-            answering_rows={r.row: r.date for r in rows if r.answers},
-            assistant=assistant,
-            taken_ids=list(taken_ids),
-            max_sentences=settings.discovery_max_sentences,
-            seed=settings.seed,
-            workers=settings.llm_concurrency,
-        )
-        doc: dict[str, Any] = found.to_dict()
-        doc["llm"] = assistant.report() if assistant else None
-    finally:
-        if assistant:
-            assistant.close()
-    return doc
+    """The ``discovery`` section with the settings' limits and LLM (if any); shared by the API (stored
+    surveys) and ``koe insights`` (files)."""
+    return discovery_section(
+        bundle,
+        answers,
+        rows,
+        options=insight_options(settings),
+        new_assistant=new_assistant(settings),
+        taken_ids=taken_ids,
+    )
+
+
+def kept_discovery(runtime: Runtime, survey: Survey, job: Job) -> dict[str, Any] | None:
+    """The discovery kept for the job: the last one computed on request, else the analysis's own (kept from
+    then on, so that adopting a cluster finds it); None when there is neither."""
+    if (stored := get_insight(runtime.db, job.id, "discovery")) is not None:
+        return stored
+    analysed = (job.summary or {}).get("discovery")
+    if analysed is None:
+        return None
+    generated = (job.summary or {}).get("generated_at") or _now()
+    doc = {**_header(survey, job), "generated_at": generated, **analysed}
+    return put_insight(runtime.db, job.id, "discovery", "", doc)
 
 
 def survey_discovery(runtime: Runtime, survey: Survey, job: Job, *, refresh: bool = False) -> dict[str, Any]:
-    """Emerging themes among the sentences the job's taxonomy does not cover (computed once per job)."""
-    if not refresh and (stored := get_insight(runtime.db, job.id, "discovery")) is not None:
-        return stored
+    """Emerging themes among the sentences the job's taxonomy does not cover (the analysis's, or computed
+    once per job when it has none; ``refresh`` computes them again)."""
+    if not refresh and (kept := kept_discovery(runtime, survey, job)) is not None:
+        return kept
     data = load_results(runtime, survey, job)
     bundle = runtime.bundle(job.taxonomy_version)
     doc = run_discovery(
@@ -176,7 +199,7 @@ def adopt_cluster(
     """Add a discovered cluster to the taxonomy as a custom theme (its examples: the cluster's sentences
     nearest its centre, unless given): a new taxonomy version. Raises ``LookupError`` for an unknown
     cluster, ``VersionConflict`` when ``base_version`` is not the current one."""
-    doc = get_insight(runtime.db, job.id, "discovery")
+    doc = kept_discovery(runtime, survey, job)
     if doc is None:
         raise LookupError(f"no discovery for survey '{survey.id}' yet: GET /v1/surveys/{survey.id}/discovery")
     cluster = next((c for c in doc["clusters"] if c["id"] == cluster_id), None)
@@ -216,6 +239,30 @@ def _summary_key(theme: str | None, group: str | None, segment: tuple[str, str] 
     return key if len(key) <= 300 else "sha256=" + hashlib.sha256(key.encode()).hexdigest()
 
 
+def run_summaries(
+    bundle: ModelBundle,
+    settings: Settings,
+    rows: Sequence[AnalyzedRow],
+    groups: Sequence[str | None] | None,
+    *,
+    theme: str | None = None,
+    group: str | None = None,
+    segment: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ``summaries`` section with the settings' limits and LLM (if any); shared by the API (stored
+    surveys) and ``koe insights`` (files)."""
+    return summaries_section(
+        bundle,
+        rows,
+        groups,
+        options=insight_options(settings),
+        new_assistant=new_assistant(settings),
+        theme=theme,
+        group=group,
+        segment=segment,
+    )
+
+
 def survey_summaries(
     runtime: Runtime,
     survey: Survey,
@@ -226,41 +273,31 @@ def survey_summaries(
     segment: tuple[str, str] | None = None,
     refresh: bool = False,
 ) -> dict[str, Any]:
-    """Grounded summaries per theme x group (x segment), LLM or extractive; kept per job and filter."""
+    """Grounded summaries per theme x group (x segment), LLM or extractive; kept per job and filter. Without
+    a filter, the analysis's own summaries serve (unless ``refresh``)."""
     key = _summary_key(theme, group, segment)
     if not refresh and (stored := get_insight(runtime.db, job.id, "summaries", key)) is not None:
         return stored
-    data = load_results(runtime, survey, job)
-    bundle = runtime.bundle(job.taxonomy_version)
-    assistant = _assistant(runtime)
-    try:
-        items = build_summaries(
-            data.rows,
-            [t.to_dict() for t in bundle.taxonomy.themes],
-            data.groups,
-            lemmatize=lemmatizer(bundle.tokenizer),
-            assistant=assistant,
-            theme=theme,
-            group=group,
-            segment=segment,
-            min_mentions=runtime.settings.min_count,
-            workers=runtime.settings.llm_concurrency,
+    unfiltered = theme is None and group is None and segment is None
+    analysed = (job.summary or {}).get("summaries") if unfiltered and not refresh else None
+    if analysed is not None:
+        section, generated = analysed, (job.summary or {}).get("generated_at") or _now()
+    else:
+        data = load_results(runtime, survey, job)
+        bundle = runtime.bundle(job.taxonomy_version)
+        section = run_summaries(
+            bundle, runtime.settings, data.rows, data.groups, theme=theme, group=group, segment=segment
         )
-        report = assistant.report() if assistant else None
-    finally:
-        if assistant:
-            assistant.close()
+        generated = _now()
     doc = {
         **_header(survey, job),
-        "generated_at": _now(),
+        "generated_at": generated,
         "filter": {
             "theme": theme,
             "group": group,
             "segment": f"{segment[0]}:{segment[1]}" if segment else None,
         },
-        "min_mentions": runtime.settings.min_count,
-        "llm": report,
-        "items": items,
+        **section,
     }
     if refresh:
         delete_insight(runtime.db, job.id, "summaries", key)
@@ -338,8 +375,9 @@ def retrain(
     base_version: int | None = None,
     max_new: int = 20,
 ) -> dict[str, Any]:
-    """Choose new examples for the custom theme from the survey's decided labels; a new taxonomy version
-    when any is added. The figures (before, after, cross-validated) come back either way."""
+    """Choose new examples and counter-examples (rejected sentences it still flags) for the custom theme
+    from the survey's decided labels; a new taxonomy version when any is added. The figures (before, after,
+    cross-validated) come back either way."""
     bundle = runtime.bundle()
     theme = check_custom(bundle, theme_id)
     current = bundle.taxonomy
@@ -364,12 +402,14 @@ def retrain(
         bundle.encoder.encode(texts),
         bundle.themes.prototype_proba,
         bundle.prototypes(theme.id),
+        base_counters=bundle.counter_prototypes(theme.id),
         existing=theme.examples,
+        existing_counters=theme.counter_examples,
         max_new=max_new,
     )
     out: dict[str, Any] = {"theme": theme.id, "taxonomy_version": current.version, "changed": False}
-    if result.added:
-        new = current.edit(theme.id, add_examples=result.added)
+    if result.added or result.counter_examples:
+        new = current.edit(theme.id, add_examples=result.added, add_counter_examples=result.counter_examples)
         saved = save_taxonomy(
             runtime.db,
             new,
@@ -377,5 +417,13 @@ def retrain(
             expected_version=new.version,
         )
         out.update(taxonomy_version=saved.version, changed=True)
-    log.info("theme retrained", extra={"theme": theme.id, "added": len(result.added), "labels": len(decided)})
+    log.info(
+        "theme retrained",
+        extra={
+            "theme": theme.id,
+            "added": len(result.added),
+            "counter_examples": len(result.counter_examples),
+            "labels": len(decided),
+        },
+    )
     return {**out, **result.to_dict()}

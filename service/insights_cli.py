@@ -7,8 +7,9 @@
 
 ``--survey`` works on a stored, analysed survey (results kept in the database, as the API does); ``--input``
 analyses a file on the spot, no server needed. ``--out DIR`` writes ``DIR/discovery.json`` or
-``DIR/summaries.json``; when ``DIR`` holds a ``koe analyze`` output, its ``summary.json`` gains the
-``discovery`` / ``summaries`` keys (docs/summary-schema.md) and ``report.html`` is rendered again.
+``DIR/summaries.json``; when ``DIR`` holds a ``koe analyze`` output, the ``discovery`` / ``summaries`` keys
+of its ``summary.json`` (docs/summary-schema.md; ``koe analyze`` writes both unless ``--no-insights``) are
+replaced by the new ones and ``report.html`` is rendered again.
 With ``KOE_LLM_BASE_URL`` set, names and summaries come from the LLM; without, they are extractive.
 """
 
@@ -130,7 +131,7 @@ def _file_results(args: argparse.Namespace, settings: Settings) -> tuple[Any, An
     """Analyse ``--input`` in this process: (bundle, info, analysed rows, groups, answers with sentences)."""
     from pipelines.discovery import AnswerSentences
     from pipelines.ingest import read_survey
-    from pipelines.nps import group_of
+    from pipelines.insights import nps_groups
     from pipelines.records import AnalyzedRow
     from pipelines.run import classify_rows
     from service.cli import _mapping
@@ -146,14 +147,12 @@ def _file_results(args: argparse.Namespace, settings: Settings) -> tuple[Any, An
         max_bytes=settings.max_upload_bytes,
     )
     rows: list[Any] = []
-    groups: list[str | None] = []
     answers: list[Any] = []
     batch: list[Any] = []
 
     def flush() -> None:
         for row, results in zip(batch, classify_rows(batch, bundle), strict=True):
             rows.append(AnalyzedRow(row.row, row.score, row.date, row.segments, results, bool(row.issues)))
-            groups.append(group_of(row.score, info.metric) if row.score is not None else None)
             answers.extend(AnswerSentences.from_result(row.row, q, row.date, r) for q, r in results.items())
         batch.clear()
 
@@ -162,7 +161,7 @@ def _file_results(args: argparse.Namespace, settings: Settings) -> tuple[Any, An
         if len(batch) >= settings.classify_batch_size:
             flush()
     flush()
-    return bundle, info, rows, (groups if info.kind == "survey" else None), answers
+    return bundle, info, rows, nps_groups(rows, info), answers
 
 
 def _stored(settings: Settings, survey_id: str) -> tuple[Any, Any, Any]:
@@ -188,30 +187,12 @@ def _discover_file(args: argparse.Namespace, settings: Settings) -> dict[str, An
 
 
 def _summaries_file(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    from pipelines.discovery import lemmatizer
-    from pipelines.summaries import build_summaries
-    from service.llm import assistant_from_settings
+    from service.insights import run_summaries
 
     bundle, _, rows, groups, _ = _file_results(args, settings)
-    assistant = assistant_from_settings(settings)
-    try:
-        items = build_summaries(
-            rows,
-            [t.to_dict() for t in bundle.taxonomy.themes],
-            groups,
-            lemmatize=lemmatizer(bundle.tokenizer),
-            assistant=assistant,
-            theme=args.theme,
-            group=args.group,
-            segment=_segment(args.segment),
-            min_mentions=settings.min_count,
-            workers=settings.llm_concurrency,
-        )
-        report = assistant.report() if assistant else None
-    finally:
-        if assistant:
-            assistant.close()
-    return {"min_mentions": settings.min_count, "llm": report, "items": items}
+    return run_summaries(
+        bundle, settings, rows, groups, theme=args.theme, group=args.group, segment=_segment(args.segment)
+    )
 
 
 def _label(args: argparse.Namespace, runtime: Any, survey: Any, job: Any) -> int:

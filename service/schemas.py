@@ -194,6 +194,7 @@ class ThemeOut(BaseModel):
     examples: list[str]
     aliases: list[str]
     custom: bool
+    counter_examples: list[str] = []  # sentences decided not to be about a custom theme (labelling)
 
 
 class TaxonomyOut(BaseModel):

@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from pipelines.report.charts import Chart, build_charts
+from pipelines.report.insight_views import discovery_view, summaries_view
 from pipelines.report.labels import (
     GROUP_COLORS,
     GROUPS,
@@ -391,6 +392,8 @@ def _view(summary: Mapping[str, Any], charts: Sequence[Chart]) -> dict[str, Any]
         "quotes": _quotes(summary, labels),
         "promoter_quotes": [_quote(q, labels) for q in summary.get("promoter_quotes") or []],
         "signals": _signals(summary, labels),
+        "emerging": discovery_view(summary.get("discovery")),
+        "summaries": summaries_view(summary.get("summaries"), group_labels(summary), labels),
         "group_labels": group_labels(summary),
         # short name for running text and headings; the headline card carries the full label
         "metric": metric_name(summary).upper() if summary.get("nps") is not None else "スコア",

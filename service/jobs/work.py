@@ -2,7 +2,8 @@
 
     plan      (where the raw file is) ingest the upload into ``survey_rows``, cut the job into chunks
     chunk     (any worker) classify one chunk's rows and commit results + ``done`` in one transaction
-    finalize  (whoever commits the last chunk) aggregate every row into the summary
+    finalize  (whoever commits the last chunk) aggregate every row into the summary, with emerging themes
+              and theme summaries (``pipelines.insights``) unless the context leaves them out
 
 Each step is safe to run twice: a chunk already done is skipped, a finished job is not finished again,
 and a planning pass that was cut off starts over from an empty row table. So a worker that dies at any
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.bundle import ModelBundle
+from pipelines.discovery import AnswerSentences
 from pipelines.errors import FileTooLargeError, KoeError
 from pipelines.ingest import read_survey
+from pipelines.insights import AssistantFactory, InsightOptions, add_insights
 from pipelines.nps import group_of
 from pipelines.records import AnalyzedRow, ColumnMapping, IngestInfo, TextResult
 from pipelines.run import classify_rows, summarize
@@ -45,6 +48,8 @@ class JobContext:
     min_count: int = 5
     bootstrap: int = 2000
     seed: int = 0
+    insights: InsightOptions | None = None  # emerging themes and theme summaries; None: not in the summary
+    new_assistant: AssistantFactory | None = None  # an LLM for them (None: keyword names, extractive)
 
 
 def ingest_info(info: dict[str, Any]) -> IngestInfo:
@@ -178,10 +183,15 @@ def finalize(ctx: JobContext, job_id: str) -> bool:
         return False
     bundle = ctx.bundle_for(job.taxonomy_version)
     info = ingest_info(survey.info)
-    analyzed = [
-        AnalyzedRow(row.row, row.score, row.date, row.segments, answers, has_error=bool(row.issues))
-        for row, answers in ctx.repo.iter_analyzed(survey.id, job_id)
-    ]
+    analyzed: list[AnalyzedRow] = []
+    sentences: list[AnswerSentences] = []
+    for row, stored in ctx.repo.iter_stored(survey.id, job_id):
+        answers = {q: TextResult.from_dict(r) for q, r in stored.items()}
+        analyzed.append(
+            AnalyzedRow(row.row, row.score, row.date, row.segments, answers, has_error=bool(row.issues))
+        )
+        if ctx.insights is not None and ctx.insights.discovery:
+            sentences.extend(AnswerSentences.from_stored(row.row, q, row.date, r) for q, r in stored.items())
     summary = summarize(
         analyzed, info, bundle, min_count=ctx.min_count, seed=ctx.seed, bootstrap=ctx.bootstrap
     )
@@ -189,6 +199,8 @@ def finalize(ctx: JobContext, job_id: str) -> bool:
         "count": ctx.repo.issue_count(survey.id),
         "rows": f"/v1/surveys/{survey.id}/rows?has_issues=true",
     }
+    if ctx.insights is not None:
+        add_insights(summary, analyzed, sentences, info, bundle, ctx.insights, ctx.new_assistant)
     summary["model"].pop("artifacts", None)  # a server path is none of the API user's business
     finished = ctx.repo.finish_job(job_id, survey.id, summary)
     if finished:

@@ -173,6 +173,51 @@ def test_chart_pngs_for_email(chart_pngs: dict[str, bytes], summary: dict[str, A
     assert set(render_chart_pngs(_as_support(summary))) == {"themes", "signals"}
 
 
+def _section(html: str, section_id: str) -> str:
+    start = html.index(f'<section id="{section_id}">')
+    return html[start : html.index("</section>", start)]
+
+
+def test_emerging_themes_with_keywords_sentences_size_and_trend(report: str) -> None:
+    part = _section(report, "emerging")
+    assert "新しく見つかったテーマ" in part and 'href="#emerging"' in report
+    assert "置き配の不安" in part and "名前: LLM" in part and "ネガティブな声" in part
+    assert "&lt;b&gt;箱&lt;/b&gt;" in part and "<b>箱</b>" not in part  # a keyword is user text
+    assert "<strong>26件</strong>の回答（28文、回答のある 308件の 8.4%）" in part
+    assert (
+        "2026-W47 は 2026-W46..2026-W46 に比べて +8.0pt（95%区間 +1.0pt〜+15.0pt）: <strong>増加</strong>"
+        in part
+    )
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in part and "行 77" in part
+    assert "日付列がないため" in part  # c2 has no trend
+    assert part.index("置き配の不安") < part.index("メニュー・料理")  # the summary's order: largest first
+
+
+def test_theme_summaries_cite_their_quotes(report: str) -> None:
+    part = _section(report, "theme-summaries")
+    assert "テーマ別の要約" in part and 'href="#theme-summaries"' in report
+    assert "LLMによる要約（gpt-4o-mini）" in part and "抽出（LLMの要約が引用に基づかなかったため）" in part
+    # the LLM sentence links to the two quotes it cites, which are shown; the uncited q3 is not
+    assert (
+        'たらい回しや同じ説明の繰り返しへの不満が多い。 <a href="#sum1-q1">[q1]</a> <a href="#sum1-q2">[q2]</a>'
+        in part
+    )
+    assert 'id="sum1-q1"' in part and 'id="sum1-q2"' in part and "sum1-q3" not in part
+    assert "alert(3)" not in part
+    # an extractive summary shows its quotes once, escaped
+    assert part.count("スタッフの皆さんがいつも笑顔で") == 1 and "&lt;i&gt;とても&lt;/i&gt;" in part
+    assert "特徴語: 笑顔・分かりやすい" in part
+
+
+def test_a_summary_without_insights_has_no_such_sections(tmp_path: Path, summary: dict[str, Any]) -> None:
+    plain = {k: v for k, v in summary.items() if k not in ("discovery", "summaries")}
+    html = render_report(plain, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'id="emerging"' not in html and 'id="theme-summaries"' not in html and "#emerging" not in html
+    empty = {**summary, "discovery": {**summary["discovery"], "clusters": []}, "summaries": {"items": []}}
+    html = render_report(empty, tmp_path / "empty.html").read_text(encoding="utf-8")
+    assert "見つかりませんでした" in html and "要約できるテーマ" in html
+
+
 def test_an_almost_empty_summary_still_renders(tmp_path: Path) -> None:
     html = render_report({"schema_version": "1.0"}, tmp_path / "report.html").read_text(encoding="utf-8")
     assert "データなし" in html

@@ -99,6 +99,38 @@ def test_pii_never_reaches_summary_or_report(survey_out: Path) -> None:
     assert "<script src=" not in (survey_out / "report.html").read_text(encoding="utf-8")  # no CDN
 
 
+def test_analyze_adds_emerging_themes_and_theme_summaries(survey_out: Path) -> None:
+    summary = json.loads((survey_out / "summary.json").read_text(encoding="utf-8"))
+    found = summary["discovery"]
+    assert found["llm"] is None and found["clusters"] and found["method"]["candidates"] > 0
+    for c in found["clusters"]:
+        assert c["keywords"] and 1 <= len(c["representatives"]) <= 3 and c["named_by"] == "keywords"
+        assert c["size"]["responses"] > 0 and c["size"]["n"] == 308 and c["trend"]["by_period"]
+    items = summary["summaries"]["items"]
+    assert {i["group"] for i in items} == {"all", "detractors", "passives", "promoters"}
+    for item in items:
+        assert item["method"] == "extractive" and item["fallback"] == "no_llm" and item["keywords"]
+        assert {q for s in item["sentences"] for q in s["quote_ids"]} <= {q["id"] for q in item["quotes"]}
+    html = (survey_out / "report.html").read_text(encoding="utf-8")
+    assert "新しく見つかったテーマ" in html and "テーマ別の要約" in html
+    assert found["clusters"][0]["name"] in html and items[0]["quotes"][0]["text"] in html
+
+
+def test_no_insights_leaves_them_out_and_koe_insights_finds_the_same_themes(
+    survey_out: Path, tmp_path: Path
+) -> None:
+    assert main(["analyze", str(SURVEY), "--out", str(tmp_path), "--quiet", "--no-insights"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert "discovery" not in summary and "summaries" not in summary
+    assert "新しく見つかったテーマ" not in (tmp_path / "report.html").read_text(encoding="utf-8")
+    # `koe insights discover --input` adds them afterwards: the same function, so the same clusters
+    assert main(["insights", "discover", "--input", str(SURVEY), "--out", str(tmp_path)]) == 0
+    added = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["discovery"]
+    analysed = json.loads((survey_out / "summary.json").read_text(encoding="utf-8"))["discovery"]
+    assert added == analysed
+    assert "新しく見つかったテーマ" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
 def test_support_kind_analyses_text_without_scores(tmp_path: Path) -> None:
     assert main(["analyze", str(SUPPORT), "--out", str(tmp_path), "--kind", "support", "--quiet"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))

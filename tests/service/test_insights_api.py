@@ -54,10 +54,22 @@ def test_discover_adopt_summarise_label_retrain_without_llm(
     up, admin = keys["upload"], keys["admin"]
     sid = _analysed(client, up)
 
+    # the analysis itself found the emerging themes and wrote the summaries (extractive without an LLM)
+    summary = client.get(f"/v1/surveys/{sid}/summary", headers=up).json()
+    assert summary["discovery"]["clusters"] and summary["discovery"]["llm"] is None
+    assert summary["summaries"]["items"] and summary["summaries"]["llm"] is None
+    assert {i["group"] for i in summary["summaries"]["items"]} == {
+        "all",
+        "detractors",
+        "passives",
+        "promoters",
+    }
+
     r = client.get(f"/v1/surveys/{sid}/discovery", headers=up)
     assert r.status_code == 200, r.text
     found = r.json()
     assert found["survey_id"] == sid and found["taxonomy_version"] == 1 and found["llm"] is None
+    assert found["clusters"] == summary["discovery"]["clusters"]  # the analysis's, not computed again
     assert found["method"]["candidates"] > 0 and found["clusters"]
     for c in found["clusters"]:
         assert re.fullmatch(r"c\d+", c["id"]) and c["keywords"] and c["named_by"] == "keywords"
@@ -88,7 +100,7 @@ def test_discover_adopt_summarise_label_retrain_without_llm(
     r = client.get(f"/v1/surveys/{sid}/summaries", headers=up)
     assert r.status_code == 200, r.text
     summaries = r.json()
-    assert summaries["items"] and summaries["llm"] is None
+    assert summaries["items"] == summary["summaries"]["items"] and summaries["llm"] is None
     for item in summaries["items"]:
         ids = {q["id"] for q in item["quotes"]}
         assert item["method"] == "extractive" and item["fallback"] == "no_llm" and item["n"] >= 5
@@ -149,10 +161,12 @@ def test_discover_adopt_summarise_label_retrain_without_llm(
     assert retrained["positives"] + retrained["negatives"] == 12
     assert set(retrained["metrics"]) == {"before", "after", "cross_validated"}
     assert retrained["metrics"]["after"]["f1"] >= retrained["metrics"]["before"]["f1"]
+    assert retrained["changed"] == bool(retrained["added"] or retrained["counter_examples"])
     if retrained["changed"]:
         tax = client.get("/v1/taxonomy", headers=up).json()
         assert tax["version"] == retrained["taxonomy_version"] == 3
         assert set(retrained["added"]) <= set(tax["themes"][-1]["examples"])
+        assert set(retrained["counter_examples"]) == set(tax["themes"][-1]["counter_examples"])
 
     # deleting the survey purges its labels and stored insights
     assert _count(runtime, ThemeLabel) == 24 and _count(runtime, SurveyInsight) >= 3
@@ -200,13 +214,20 @@ def llm_client(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str], Any]]:
 def test_llm_names_and_grounded_summaries(llm_client: tuple[Any, dict[str, str], Any]) -> None:
     client, headers, server = llm_client
     sid = _analysed(client, headers)
+    summary = client.get(f"/v1/surveys/{sid}/summary", headers=headers).json()
+    analysed = summary["summaries"]
+    assert analysed["llm"]["model"] == "scripted" and analysed["items"]
+    assert all(i["method"] == "llm" for i in analysed["items"])
+    assert analysed["llm"]["tokens_used"] >= 300 * len(analysed["items"])
     found = client.get(f"/v1/surveys/{sid}/discovery", headers=headers).json()
+    assert found["clusters"] == summary["discovery"]["clusters"]
     assert found["llm"]["model"] == "scripted" and found["llm"]["outcomes"].get("answered", 0) >= 1
     named = [c for c in found["clusters"] if c["named_by"] == "llm:scripted"]
     assert named and all(c["name"] == f"{c['keywords'][0]}について" for c in named)
     ids = [c["suggested_id"] for c in found["clusters"]]
     assert len(ids) == len(set(ids))  # topic_x, topic_x_2, …
 
+    before = len(server.requests)
     r = client.get(f"/v1/surveys/{sid}/summaries", params={"group": "all"}, headers=headers)
     body = r.json()
     assert r.status_code == 200 and body["items"]
@@ -214,7 +235,8 @@ def test_llm_names_and_grounded_summaries(llm_client: tuple[Any, dict[str, str],
         assert item["method"] == "llm" and item["model"] == "scripted"
         quote_ids = {q["id"] for q in item["quotes"]}
         assert all(s["quote_ids"] and set(s["quote_ids"]) <= quote_ids for s in item["sentences"])
-    assert body["llm"]["tokens_used"] >= 300 * len(body["items"])
+    # the analysis asked for these cells already: the same prompts come from the response cache
+    assert len(server.requests) == before and body["llm"]["outcomes"] == {"cached": len(body["items"])}
     # every request's text was masked: no e-mail address or phone number of the example survey left the process
     sent = server.sent_text()
     assert not re.search(r"[\w.]+@[\w.]+\.\w+", sent) and not re.search(r"0\d{1,4}-\d{1,4}-\d{4}", sent)

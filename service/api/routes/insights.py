@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import insights
-from service.api.routes.surveys import _analysed, _segment, _survey
 from service.api.views import job_out
 from service.deps import RunnerDep, RuntimeDep, require
 from service.errors import AUTH_PROBLEMS, APIError, problem_responses
 from service.schemas import MAX_VERSION
 from service.storage import insights as store
 from service.storage.taxonomies import VersionConflict
+from service.survey_queries import analysed_survey, get_survey, parse_segment
 
 __all__ = ["router"]
 
@@ -86,8 +86,9 @@ def discovery(
     refresh: Annotated[bool, Query(description="compute again (otherwise kept per analysis)")] = False,
 ) -> dict[str, Any]:
     """Emerging themes: clusters of the sentences no theme covers (or covers with low confidence), with
-    keywords, representative sentences, size, weekly trend and a suggested name. Computed on first request."""
-    survey, job = _analysed(runtime, survey_id)
+    keywords, representative sentences, size, weekly trend and a suggested name. The analysis's own (its
+    summary's ``discovery``), or computed on first request when it has none."""
+    survey, job = analysed_survey(runtime, survey_id)
     return insights.survey_discovery(runtime, survey, job, refresh=refresh)
 
 
@@ -109,8 +110,8 @@ def adopt(
     survey_id: str, cluster_id: _ClusterId, body: AdoptRequest, runtime: RuntimeDep, runner: RunnerDep
 ) -> JSONResponse:
     """Add a discovered cluster to the taxonomy as a custom theme in one step (a new version)."""
-    survey, job = _analysed(runtime, survey_id)
-    if store.get_insight(runtime.db, job.id, "discovery") is None:
+    survey, job = analysed_survey(runtime, survey_id)
+    if insights.kept_discovery(runtime, survey, job) is None:
         raise APIError(
             409, f"no discovery for survey '{survey_id}' yet: GET /v1/surveys/{survey_id}/discovery first"
         )
@@ -165,11 +166,11 @@ def summaries(
 ) -> dict[str, Any]:
     """Short Japanese summaries per theme and group, each sentence citing the quotes it rests on (with an
     LLM), or the theme's keywords and representative quotes (without one: ``method: extractive``)."""
-    survey, job = _analysed(runtime, survey_id)
+    survey, job = analysed_survey(runtime, survey_id)
     known = runtime.taxonomy(job.taxonomy_version).ids
     if theme is not None and theme not in known:
         raise APIError(422, f"theme: unknown theme id '{theme}'; known: {', '.join(known)}", field="theme")
-    seg = _segment(segment)
+    seg = parse_segment(segment)
     if seg is not None:
         columns = (survey.info or {}).get("mapping", {}).get("segments", [])
         if seg[0] not in columns:
@@ -191,7 +192,7 @@ def summaries(
 def propose(survey_id: str, theme_id: _ThemeId, body: ProposeRequest, runtime: RuntimeDep) -> JSONResponse:
     """Propose labels (LLM, or the classifier without one) for a sample of sentences: a custom theme of the
     current taxonomy. Sentences already labelled for the theme are not proposed again."""
-    survey, job = _analysed(runtime, survey_id)
+    survey, job = analysed_survey(runtime, survey_id)
     out = insights.propose(runtime, survey, job, theme_id, size=body.size, seed=body.seed)
     return JSONResponse(out, status_code=201)
 
@@ -204,7 +205,7 @@ def labels(
     state: Annotated[Literal["proposed", "accepted", "corrected"] | None, Query()] = None,
 ) -> dict[str, Any]:
     """The theme's labels on this survey: proposals waiting for a decision, accepted and corrected ones."""
-    survey = _survey(runtime, survey_id)
+    survey = get_survey(runtime, survey_id)
     items = store.list_labels(runtime.db, survey.id, theme_id, state=state)
     return {
         "theme": theme_id,
@@ -222,7 +223,7 @@ def labels(
 )
 def decide(survey_id: str, theme_id: _ThemeId, body: DecideRequest, runtime: RuntimeDep) -> dict[str, Any]:
     """Accept (label = the proposal) or correct (label = its opposite) proposals; deciding again overwrites."""
-    survey = _survey(runtime, survey_id)
+    survey = get_survey(runtime, survey_id)
     pairs = [(d.id, d.label) for d in body.decisions]
     known = {r.id for r in store.list_labels(runtime.db, survey.id, theme_id)}
     unknown = sorted({i for i, _ in pairs if i not in known})
@@ -253,7 +254,7 @@ def retrain(
 ) -> dict[str, Any]:
     """Retrain the custom theme on the decided labels: accepted positives that improve F1 on the labels
     become examples (a new taxonomy version); figures before, after and cross-validated."""
-    survey = _survey(runtime, survey_id)
+    survey = get_survey(runtime, survey_id)
     try:
         out = insights.retrain(
             runtime, survey, theme_id, base_version=body.base_version, max_new=body.max_new
