@@ -93,7 +93,9 @@ def main() -> int:
         run_one(Path(args.child[0]), Path(args.child[1]))
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print("| rows | answers | model load s | analyze s | rows/s | peak RSS MB |\n|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| rows | answers | model load s | analyze s | rows/s | peak RSS MB |\n|---:|---:|---:|---:|---:|---:|"
+    )
     for n in args.sizes:
         path = args.workdir / f"survey_{n}.csv"
         if not path.exists():
@@ -106,7 +108,10 @@ def main() -> int:
         )
         line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
         _, rows, answers, load_s, run_s, peak = line.split()
-        print(f"| {rows} | {answers} | {load_s} | {run_s} | {int(rows) / float(run_s):.0f} | {peak} |", flush=True)
+        print(
+            f"| {rows} | {answers} | {load_s} | {run_s} | {int(rows) / float(run_s):.0f} | {peak} |",
+            flush=True,
+        )
     return 0
 
 

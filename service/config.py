@@ -33,10 +33,14 @@ class Settings(BaseSettings):
     artifacts_dir: Path | None = Field(None, description="directory with sentiment/ and themes/ heads")
     taxonomy_path: Path | None = Field(None, description="theme taxonomy YAML (default: the shipped one)")
     num_threads: int | None = Field(None, ge=1, description="encoder threads (default: all cores)")
-    classify_batch_size: int = Field(64, ge=1, le=4096, description="texts per batch in `koe classify` and `koe analyze`")
+    classify_batch_size: int = Field(
+        64, ge=1, le=4096, description="texts per batch in `koe classify` and `koe analyze`"
+    )
 
     # input limits (answered with 413 / 422, never a crash)
-    max_upload_bytes: int = Field(2 * 1024**3, ge=1, description="largest upload or input file (413 above it)")
+    max_upload_bytes: int = Field(
+        2 * 1024**3, ge=1, description="largest upload or input file (413 above it)"
+    )
     max_upload_rows: int = Field(2_000_000, ge=1, description="data rows per uploaded survey")
     max_request_bytes: int = Field(1024**2, ge=1024, description="JSON request bodies")
     max_texts_per_call: int = Field(256, ge=1, le=4096, description="texts per POST /v1/classify")
@@ -71,12 +75,19 @@ class Settings(BaseSettings):
 
     # dashboard (issue 6): sign-in sessions
     secret_key: SecretStr | None = Field(
-        None, description="signs session cookies and CSRF tokens (default: generated once into data_dir/secret_key)"
+        None,
+        description="signs session cookies and CSRF tokens (default: generated once into data_dir/secret_key)",
     )
     cookie_secure: bool | None = Field(
         None, description="mark the session cookie Secure (default: only when the request came over https)"
     )
     session_hours: float = Field(12.0, gt=0, le=24 * 30, description="hours a dashboard sign-in lasts")
+    login_max_failures: int = Field(
+        5, ge=1, le=1000, description="failed sign-ins of one e-mail from one client before it is locked"
+    )
+    login_lock_minutes: float = Field(
+        15.0, gt=0, le=24 * 60, description="minutes those failures count, and a lock lasts"
+    )
 
     # analysis
     min_count: int = Field(5, ge=1, description="minimum mentions before a driver is tested")
@@ -113,7 +124,8 @@ class Settings(BaseSettings):
 
     # LLM assistance (docs/llm.md): any OpenAI-compatible chat-completions server; unset: extractive only
     llm_base_url: str | None = Field(
-        None, description="e.g. https://api.openai.com/v1, http://127.0.0.1:8080/v1 (llama.cpp), Azure deployment URL"
+        None,
+        description="e.g. https://api.openai.com/v1, http://127.0.0.1:8080/v1 (llama.cpp), Azure deployment URL",
     )
     llm_model: str | None = Field(None, description="model name sent with each request (Azure: ignored)")
     llm_api_key: SecretStr | None = Field(None, description="sent as Bearer token (Azure: api-key header)")
@@ -125,7 +137,9 @@ class Settings(BaseSettings):
     )
     llm_timeout: float = Field(60.0, gt=0, description="seconds to wait for one answer")
     llm_max_retries: int = Field(2, ge=0, le=10, description="retries after a timeout, 429 or 5xx")
-    llm_backoff_seconds: float = Field(1.0, ge=0, description="wait before the first retry; doubles each time")
+    llm_backoff_seconds: float = Field(
+        1.0, ge=0, description="wait before the first retry; doubles each time"
+    )
     llm_max_retry_wait: float = Field(30.0, ge=0, description="longest Retry-After honoured; longer: give up")
     llm_concurrency: int = Field(4, ge=1, le=64, description="requests in flight at once per process")
     llm_max_tokens: int = Field(800, ge=16, description="longest answer asked for")
@@ -133,9 +147,16 @@ class Settings(BaseSettings):
     llm_job_token_budget: int = Field(
         200_000, ge=0, description="tokens one job (one analysis, one discovery) may spend; 0: no limit"
     )
-    llm_cache: bool = Field(True, description="keep validated answers under KOE_CACHE_DIR/llm, keyed by SHA-256")
+    llm_cache: bool = Field(
+        True, description="keep validated answers under KOE_CACHE_DIR/llm, keyed by SHA-256"
+    )
 
-    # discovery of new themes (docs/llm.md)
+    # discovery of new themes and theme summaries (docs/llm.md)
+    analysis_insights: bool = Field(
+        True,
+        description="every analysis (koe analyze, uploads) adds emerging themes and theme summaries to its "
+        "summary; false: only on request (koe analyze --no-insights does the same for one run)",
+    )
     discovery_max_sentences: int = Field(
         5000, ge=10, description="uncovered sentences clustered at most (a fixed sample above it)"
     )

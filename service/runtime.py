@@ -75,6 +75,7 @@ class Runtime:
             return self._bundles[taxonomy.version]
 
     def job_context(self) -> JobContext:
+        from service.insights import insight_options, new_assistant
         from service.jobs.work import JobContext
 
         s = self.settings
@@ -86,6 +87,8 @@ class Runtime:
             min_count=s.min_count,
             bootstrap=s.bootstrap_samples,
             seed=s.seed,
+            insights=insight_options(s) if s.analysis_insights else None,
+            new_assistant=new_assistant(s),
         )
 
     def close(self) -> None:

@@ -120,7 +120,9 @@ class JobRunner:
         if job is not None and job.state == "planning":
             # another planner holds the lease (alive, or dead and not yet timed out): look again after it
             lease = float(self.runtime.settings.job_plan_lease)
-            log.info("job is being planned elsewhere; retrying later", extra={"job_id": job_id, "after_s": lease})
+            log.info(
+                "job is being planned elsewhere; retrying later", extra={"job_id": job_id, "after_s": lease}
+            )
             timer = threading.Timer(lease, self.submit, (job_id,))
             timer.daemon = True
             timer.start()

@@ -232,7 +232,10 @@ class Repository:
         with self.db.session() as s:
             res = s.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.state.in_(("queued", "planning")))
+                .where(
+                    Job.id == job_id,
+                    or_(Job.state == "queued", and_(Job.state == "planning", Job.updated_at < stale)),
+                )
                 .values(state="planning", started_at=now(), updated_at=now())
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
@@ -315,6 +318,13 @@ class Repository:
         self, survey_id: str, job_id: str, batch: int = 2000
     ) -> Iterator[tuple[SurveyRow, dict[str, TextResult]]]:
         """Every row of the survey with this job's results, in file order, read in batches."""
+        for row, stored in self.iter_stored(survey_id, job_id, batch):
+            yield row, {q: TextResult.from_dict(r) for q, r in stored.items()}
+
+    def iter_stored(
+        self, survey_id: str, job_id: str, batch: int = 2000
+    ) -> Iterator[tuple[SurveyRow, dict[str, dict[str, Any]]]]:
+        """``iter_analyzed`` with each result as stored (``TextResult.to_dict()``: sentences included)."""
         last = -1
         while True:
             with self.db.session() as s:
@@ -332,9 +342,30 @@ class Repository:
             if not pairs:
                 return
             for seq, data, results in pairs:
-                answers = {q: TextResult.from_dict(r) for q, r in (results or {}).items()}
-                yield SurveyRow.from_dict(data), answers
+                yield SurveyRow.from_dict(data), dict(results or {})
                 last = seq
+
+    def answered_sample(self, survey_id: str, job_id: str, n: int) -> tuple[int, list[SurveyRow]]:
+        """(rows with an answer, at most ``n`` of them spread evenly over the file, in file order).
+
+        Every k-th answered row, not a random draw: the same survey gives the same sample each time, and
+        the sample covers the whole period of the file."""
+        answered = and_(RowResult.job_id == job_id, RowResult.search_text != "")
+        with self.db.session() as s:
+            total = int(s.scalar(select(func.count()).select_from(RowResult).where(answered)) or 0)
+            step = max(1, -(-total // max(n, 1)))
+            ranked = (
+                select(RowResult.seq, func.row_number().over(order_by=RowResult.seq).label("k"))
+                .where(answered)
+                .subquery()
+            )
+            chosen = select(ranked.c.seq).where((ranked.c.k - 1) % step == 0).limit(n)
+            data = s.scalars(
+                select(SurveyRowRecord.data)
+                .where(SurveyRowRecord.survey_id == survey_id, SurveyRowRecord.seq.in_(chosen))
+                .order_by(SurveyRowRecord.seq)
+            ).all()
+        return total, [SurveyRow.from_dict(d) for d in data]
 
     def _filtered(self, query: Select[Any], survey_id: str, job_id: str, f: RowFilter) -> Select[Any]:
         query = query.join(

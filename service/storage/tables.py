@@ -14,6 +14,7 @@ report_deliveries   one row per (recipient, source, report week): unique, so a w
 survey_insights     discovery and theme summaries computed for one job (kind + key), kept until it goes
 theme_labels        labelling of a custom theme on a survey's sentences: proposal (LLM or classifier),
                     the analyst's decision (accepted / corrected); the theme retrains on the decided ones
+sign_in_failures    failed dashboard sign-ins per (e-mail, client), hashed, kept for the lock window only
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "JobChunk",
     "ReportDelivery",
     "RowResult",
+    "SignInFailure",
     "Subscription",
     "Survey",
     "SurveyRowRecord",
@@ -256,3 +258,15 @@ class ThemeLabel(Base):
     taxonomy_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
+
+
+class SignInFailure(Base):
+    """A failed dashboard sign-in (or password check) of one e-mail address from one client. ``key`` is a
+    SHA-256 of both, so neither mistyped addresses nor client addresses are stored in the clear."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_key_at", "key", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(index=True)

@@ -15,11 +15,11 @@ UPLOAD_PATHS = ("/app/upload", "/app/upload/preview")  # get KOE_MAX_UPLOAD_BYTE
 
 
 def mount_dashboard(app: FastAPI) -> None:
-    from service.web import admin_pages, pages, survey_pages
+    from service.web import account_pages, admin_pages, insight_pages, pages, survey_pages, upload_pages
     from service.web.deps import install_page_errors
 
     app.mount("/app/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
-    for module in (pages, survey_pages, admin_pages):
+    for module in (pages, upload_pages, survey_pages, insight_pages, admin_pages, account_pages):
         app.include_router(module.router)
     install_page_errors(app)
 

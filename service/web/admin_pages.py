@@ -11,13 +11,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from models.taxonomy import Taxonomy
 from pipelines.errors import KoeError
+from pipelines.report.labels import fmt_share
 from pipelines.report.weekly import last_complete_week
 from pipelines.report.weekly_render import render_weekly_standalone
 from service.api.routes.reports import SubscriptionIn
+from service.errors import APIError
 from service.scheduler import report_for_survey, zone
 from service.storage import reports as store
 from service.storage.keys import SCOPES, create_key, list_keys, revoke_key
 from service.storage.taxonomies import VersionConflict, save_taxonomy
+from service.survey_queries import analysed_surveys
+from service.taxonomy_preview import preview_change
 from service.web.deps import check_csrf, render, runtime_of, signed_in
 from service.web.users import ROLES, UserInfo, create_user, list_users, set_disabled, set_role
 
@@ -35,13 +39,10 @@ WEEKDAYS = ["月", "火", "水", "木", "金", "土", "日"]
 
 
 def _latest_mentions(request: Request) -> dict[str, int]:
-    """Mentions per theme in the newest analysed survey, to show what an edit would touch."""
-    repo = runtime_of(request).repo
-    for survey in repo.list_surveys(20, 0)[1]:
-        job = repo.get_job(survey.current_job_id) if survey.current_job_id else None
-        if job is not None and job.summary:
-            return {t["id"]: t["mentions"] for t in job.summary.get("themes") or []}
-    return {}
+    """Mentions per theme in the newest analysed survey (the full survey, from its summary)."""
+    newest = analysed_surveys(runtime_of(request), limit=20)
+    summary = (newest[0][1].summary or {}) if newest else {}
+    return {t["id"]: t["mentions"] for t in summary.get("themes") or []}
 
 
 def _edited(current: Taxonomy, action: str, form: dict[str, str]) -> tuple[Taxonomy, str]:
@@ -82,12 +83,18 @@ def taxonomy_page(request: Request, user: Viewer) -> Response:
 
 @router.post("/taxonomy", response_class=HTMLResponse, dependencies=CSRF)
 async def taxonomy_edit(request: Request, user: Analyst) -> Response:
-    """``step=preview`` shows the change (and the mentions it touches) without saving; ``step=apply`` saves it
-    as a new version if nobody saved another one since the preview."""
+    """``step=preview`` shows the change and its effect on a sample of a survey's comments (re-classified
+    under the proposed taxonomy, nothing saved); ``step=apply`` saves it as a new version if nobody saved
+    another one since the preview."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     runtime = runtime_of(request)
     current = runtime.taxonomy()
-    ctx: dict[str, Any] = {"tax": current, "mentions": _latest_mentions(request), "form": form}
+    ctx: dict[str, Any] = {
+        "tax": current,
+        "mentions": _latest_mentions(request),
+        "form": form,
+        "fmt_share": fmt_share,
+    }
     try:
         if form.get("base_version") and int(form["base_version"]) != current.version:
             raise VersionConflict(
@@ -97,10 +104,17 @@ async def taxonomy_edit(request: Request, user: Analyst) -> Response:
         if form.get("step") == "apply":
             save_taxonomy(runtime.db, new, note=note, expected_version=new.version)
             return RedirectResponse(f"/app/taxonomy?saved={new.version}", status_code=303)
-        ctx.update(preview={"diff": _diff(current, new), "version": new.version})
+        ctx.update(
+            preview={"diff": _diff(current, new), "version": new.version},
+            effect=preview_change(runtime, new, form.get("survey_id") or None),
+            surveys=analysed_surveys(runtime, limit=20),
+        )
     except (KoeError, ValueError) as exc:
         ctx["error"] = str(exc)
         return render(request, "taxonomy.html", ctx, 422)
+    except APIError as exc:  # the chosen survey is gone or not analysed
+        ctx["error"] = exc.detail
+        return render(request, "taxonomy.html", ctx, exc.status)
     return render(request, "taxonomy.html", ctx)
 
 
@@ -115,6 +129,7 @@ def subscriptions_page(request: Request, user: Viewer, error: str | None = None)
     ctx = {
         "subs": subs,
         "surveys": surveys,
+        "survey_names": {s.id: s.filename for s in surveys},
         "WEEKDAYS": WEEKDAYS,
         "error": error,
         "tz": runtime.settings.report_timezone,

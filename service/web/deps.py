@@ -11,11 +11,23 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from service.errors import APIError
 from service.runtime import Runtime
+from service.storage.tables import Job, Survey
+from service.survey_queries import analysed_survey
 from service.web import session
 from service.web.users import UserInfo, get_user
 
-__all__ = ["CsrfFailed", "Forbidden", "LoginRequired", "check_csrf", "render", "runtime_of", "signed_in"]
+__all__ = [
+    "CsrfFailed",
+    "Forbidden",
+    "LoginRequired",
+    "analysed_or_error_page",
+    "check_csrf",
+    "render",
+    "runtime_of",
+    "signed_in",
+]
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")  # autoescapes .html
 ROLE_LABELS = {"admin": "管理者", "analyst": "アナリスト", "viewer": "閲覧者"}
@@ -96,6 +108,14 @@ def render(
     session.ensure_csrf_cookie(settings, request, response)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def analysed_or_error_page(request: Request, survey_id: str) -> tuple[Survey, Job] | Response:
+    """The survey and the job it serves, or the error page (404 unknown, 409 not analysed yet) to return."""
+    try:
+        return analysed_survey(runtime_of(request), survey_id)
+    except APIError as exc:
+        return render(request, "error.html", {"title": "表示できません", "message": exc.detail}, exc.status)
 
 
 def install_page_errors(app: Any) -> None:

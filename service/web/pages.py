@@ -1,41 +1,26 @@
-"""Dashboard pages: sign in/out, the survey list, upload (preview + mapping) and job progress.
-
-Uploads go through the same function as ``POST /v1/surveys`` (called in-process, not over HTTP), so the
-dashboard and the API accept, reject and de-duplicate files identically.
-"""
+"""Dashboard pages: sign in/out (with the sign-in lock), the survey list and job progress."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from pipelines.errors import KoeError
-from service.api.routes import surveys as survey_api
 from service.api.views import job_out
 from service.errors import APIError
 from service.web import session
 from service.web.deps import check_csrf, current_user, render, runtime_of, signed_in
+from service.web.sign_in_throttle import clear_failures, client_of, locked_for, locked_page, record_failure
 from service.web.users import UserInfo, authenticate_user
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 Viewer = Annotated[UserInfo, Depends(signed_in("viewer"))]
-Analyst = Annotated[UserInfo, Depends(signed_in("analyst"))]
 CSRF = [Depends(check_csrf())]
 
-ROLES = [  # mapping roles offered per column, in dropdown order
-    ("ignore", "使わない"),
-    ("score", "スコア（推奨度）"),
-    ("texts", "自由記述"),
-    ("respondent_id", "回答ID"),
-    ("date", "回答日時"),
-    ("segments", "セグメント"),
-]
 STATES = {
     "queued": "待機中",
     "planning": "準備中",
@@ -70,12 +55,19 @@ def login(
     next: Annotated[str, Form(max_length=2000)] = "/app",
 ) -> Response:
     runtime = runtime_of(request)
-    user = authenticate_user(runtime.db, email, password)
+    db, settings, client = runtime.db, runtime.settings, client_of(request)
+    ctx = {"next": _safe_next(next), "email": email}
+    if wait := locked_for(db, settings, email, client):
+        return locked_page(request, "login.html", ctx, wait)
+    user = authenticate_user(db, email, password)
     if user is None:
-        ctx = {"next": _safe_next(next), "email": email, "error": "メールアドレスかパスワードが違います。"}
-        return render(request, "login.html", ctx, 401)
+        record_failure(db, settings, email, client)
+        if wait := locked_for(db, settings, email, client):
+            return locked_page(request, "login.html", ctx, wait)
+        return render(request, "login.html", {**ctx, "error": "メールアドレスかパスワードが違います。"}, 401)
+    clear_failures(db, email, client)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    session.start_session(runtime.settings, request, response, user.id, user.password_stamp)
+    session.start_session(settings, request, response, user.id, user.password_stamp)
     return response
 
 
@@ -95,79 +87,6 @@ def home(request: Request, user: Viewer) -> Response:
         job = runtime.repo.latest_job(s.id)
         items.append({"survey": s, "job": job, "state": STATES.get(job.state, job.state) if job else "—"})
     return render(request, "home.html", {"items": items})
-
-
-@router.get("/upload", response_class=HTMLResponse)
-def upload_page(request: Request, user: Analyst) -> Response:
-    return render(request, "upload.html", {})
-
-
-def _call_upload(
-    request: Request, file: UploadFile, mapping: str | None, encoding: str | None, dry_run: bool
-) -> Any:
-    response = survey_api.upload(
-        runtime_of(request),
-        request.app.state.runner,
-        request.app.state.metrics,
-        file,
-        mapping=mapping or None,
-        encoding=encoding or None,
-        kind="survey",
-        metric="nps",
-        dry_run=dry_run,
-    )
-    return json.loads(bytes(response.body))
-
-
-def _problem(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, KoeError) else getattr(exc, "detail", str(exc))
-
-
-@router.post("/upload/preview", response_class=HTMLResponse, dependencies=CSRF)
-def upload_preview(
-    request: Request,
-    user: Analyst,
-    file: Annotated[UploadFile, File()],
-    mapping: Annotated[str | None, Form(max_length=20000)] = None,
-    encoding: Annotated[str | None, Form(max_length=40)] = None,
-) -> Response:
-    """The dry run as an HTML fragment: columns with role dropdowns, the first rows, the problems found."""
-    try:
-        found = _call_upload(request, file, mapping, encoding, dry_run=True)
-    except (KoeError, APIError) as exc:
-        return render(request, "_upload_error.html", {"message": _problem(exc)}, 422)
-    m = found.get("mapping") or {}
-    roles: dict[str, str] = {}
-    for col in found.get("columns") or []:
-        role = "ignore"
-        for key in ("score", "respondent_id", "date"):
-            if m.get(key) == col:
-                role = key
-        for key in ("texts", "segments"):
-            if col in (m.get(key) or []):
-                role = key
-        roles[col] = role
-    return render(request, "_upload_preview.html", {"found": found, "roles": roles, "ROLES": ROLES})
-
-
-@router.post("/upload", dependencies=CSRF)
-def upload(
-    request: Request,
-    user: Analyst,
-    file: Annotated[UploadFile, File()],
-    mapping: Annotated[str | None, Form(max_length=20000)] = None,
-    encoding: Annotated[str | None, Form(max_length=40)] = None,
-) -> Response:
-    try:
-        body = _call_upload(request, file, mapping, encoding, dry_run=False)
-    except (KoeError, APIError) as exc:
-        return JSONResponse({"error": _problem(exc)}, status_code=422)
-    job = body.get("job") or {}
-    survey = body["survey"]
-    url = f"/app/jobs/{job['id']}" if job else f"/app/surveys/{survey['id']}"
-    return JSONResponse(
-        {"survey_id": survey["id"], "job_id": job.get("id"), "url": url, "duplicate": body["duplicate"]}
-    )
 
 
 def _job(request: Request, job_id: str) -> dict[str, Any]:

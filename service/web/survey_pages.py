@@ -18,10 +18,11 @@ from fastapi.responses import HTMLResponse, Response
 from pipelines.report.charts import build_charts
 from pipelines.report.labels import fmt_interval, fmt_score, fmt_share
 from pipelines.theme_trends import theme_trends
+from service import survey_queries as queries
 from service.api.routes import surveys as survey_api
 from service.errors import APIError
 from service.storage.tables import Job, Survey
-from service.web.deps import render, runtime_of, signed_in
+from service.web.deps import analysed_or_error_page, render, runtime_of, signed_in
 from service.web.svg import interval_bar, sparkline
 from service.web.users import UserInfo
 
@@ -52,13 +53,6 @@ def _cached(job_id: str, what: str, build: Any) -> Any:
     return value
 
 
-def _analysed(request: Request, survey_id: str) -> tuple[Survey, Job] | Response:
-    try:
-        return survey_api._analysed(runtime_of(request), survey_id)
-    except APIError as exc:
-        return render(request, "error.html", {"title": "表示できません", "message": exc.detail}, exc.status)
-
-
 def _charts(job: Job) -> dict[str, Any]:
     return _cached(job.id, "charts", lambda: {c.key: c for c in build_charts(job.summary or {})})
 
@@ -80,7 +74,7 @@ def _base(survey: Survey, job: Job, tab: str) -> dict[str, Any]:
 
 @router.get("/{survey_id}", response_class=HTMLResponse)
 def overview(request: Request, survey_id: str, user: Viewer) -> Response:
-    found = _analysed(request, survey_id)
+    found = analysed_or_error_page(request, survey_id)
     if isinstance(found, Response):
         return found
     survey, job = found
@@ -101,7 +95,7 @@ def overview(request: Request, survey_id: str, user: Viewer) -> Response:
 
 @router.get("/{survey_id}/charts/{key}.png")
 def chart_png(request: Request, survey_id: str, key: str, user: Viewer) -> Response:
-    found = _analysed(request, survey_id)
+    found = analysed_or_error_page(request, survey_id)
     if isinstance(found, Response):
         return found
     chart = _charts(found[1]).get(key)
@@ -114,16 +108,16 @@ def chart_png(request: Request, survey_id: str, key: str, user: Viewer) -> Respo
 def drivers(
     request: Request, survey_id: str, user: Viewer, group: str = "detractors", segment: str = ""
 ) -> Response:
-    found = _analysed(request, survey_id)
+    found = analysed_or_error_page(request, survey_id)
     if isinstance(found, Response):
         return found
     survey, job = found
     group = group if group in GROUPS else "detractors"
     error = None
     try:
-        data = survey_api.drivers(survey_id, runtime_of(request), segment or None)
+        data = queries.segment_drivers(runtime_of(request), survey, job, segment or None)
     except APIError as exc:
-        error, data = exc.detail, survey_api.drivers(survey_id, runtime_of(request), None)
+        error, data = exc.detail, queries.segment_drivers(runtime_of(request), survey, job, None)
     rows = list(data.get("drivers") or [])
     if group == "passives":
         rows.sort(key=lambda d: -((d.get("passives_vs_promoters") or {}).get("ratio") or 0))
@@ -167,7 +161,7 @@ def _trends(request: Request, survey: Survey, job: Job) -> dict[str, Any]:
 
 @router.get("/{survey_id}/themes", response_class=HTMLResponse)
 def themes(request: Request, survey_id: str, user: Viewer) -> Response:
-    found = _analysed(request, survey_id)
+    found = analysed_or_error_page(request, survey_id)
     if isinstance(found, Response):
         return found
     survey, job = found
@@ -195,7 +189,7 @@ _FILTER_KEYS = (
 )
 
 
-def _row_query(params: dict[str, str]) -> tuple[Any, list[str]]:
+def _row_query(params: dict[str, str]) -> tuple[queries.RowQuery, list[str]]:
     """The API's row filter from the page's query string (empty fields are no filter)."""
     kw: dict[str, Any] = {}
     errors = []
@@ -215,10 +209,10 @@ def _row_query(params: dict[str, str]) -> tuple[Any, list[str]]:
         except ValueError:
             errors.append(key)
     try:
-        return survey_api._RowQuery(**kw), errors
+        return queries.RowQuery(**kw), errors
     except APIError as exc:
         kw.pop("segment", None)
-        return survey_api._RowQuery(**kw), [*errors, exc.detail]
+        return queries.RowQuery(**kw), [*errors, exc.detail]
 
 
 def _highlight(answer: dict[str, Any], theme: str | None) -> list[dict[str, Any]]:
@@ -234,7 +228,7 @@ def _highlight(answer: dict[str, Any], theme: str | None) -> list[dict[str, Any]
 
 @router.get("/{survey_id}/comments", response_class=HTMLResponse)
 def comments(request: Request, survey_id: str, user: Viewer, page: int = 1) -> Response:
-    found = _analysed(request, survey_id)
+    found = analysed_or_error_page(request, survey_id)
     if isinstance(found, Response):
         return found
     survey, job = found
@@ -287,7 +281,7 @@ def comments(request: Request, survey_id: str, user: Viewer, page: int = 1) -> R
 @router.get("/{survey_id}/comments.csv")
 def export_comments(request: Request, survey_id: str, user: Viewer) -> Response:
     """The filtered comments as the API's CSV export (UTF-8 with BOM, formula cells neutralised)."""
-    found = _analysed(request, survey_id)
+    found = analysed_or_error_page(request, survey_id)
     if isinstance(found, Response):
         return found
     q, _ = _row_query(dict(request.query_params))

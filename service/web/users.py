@@ -1,4 +1,4 @@
-"""Dashboard accounts: scrypt password hashes, roles, create / list / change role / disable.
+"""Dashboard accounts: scrypt password hashes, roles, create / list / change role / change password / disable.
 
 scrypt (RFC 7914, in the standard library) with n=2**14, r=8, p=1 costs ~16 MiB and tens of milliseconds per
 check: slow enough that a stolen table cannot be brute-forced cheaply, fast enough for a sign-in. The stored
@@ -26,6 +26,8 @@ __all__ = [
     "ROLES",
     "UserInfo",
     "authenticate_user",
+    "change_password",
+    "check_password",
     "create_user",
     "get_user",
     "hash_password",
@@ -97,9 +99,15 @@ def _check(email: str, role: str, password: str | None) -> str:
         raise ConfigError("The 'email' of a user must be an e-mail address", value=email)
     if role not in ROLES:
         raise ConfigError(f"The 'role' of a user must be one of {', '.join(ROLES)}", value=role)
-    if password is not None and len(password) < MIN_PASSWORD:
-        raise ConfigError(f"The 'password' of a user must be at least {MIN_PASSWORD} characters")
+    if password is not None:
+        check_password(password)
     return email
+
+
+def check_password(password: str) -> None:
+    """The password policy, the same for new users and for changed passwords."""
+    if len(password) < MIN_PASSWORD:
+        raise ConfigError(f"The 'password' of a user must be at least {MIN_PASSWORD} characters")
 
 
 def create_user(db: Database, email: str, password: str, role: str, name: str = "") -> UserInfo:
@@ -129,6 +137,21 @@ def authenticate_user(db: Database, email: str, password: str) -> UserInfo | Non
     if not verify_password(password, row.password_hash) or row.disabled_at is not None:
         return None
     return UserInfo.of(row)
+
+
+def change_password(db: Database, user_id: int, current: str, new: str) -> UserInfo | None:
+    """Set a new password if ``current`` is the user's password (None if it is not). The new one follows
+    the policy of ``create_user``; every session signed with the old one stops working."""
+    check_password(new)
+    with db.session() as s:
+        row = s.get(User, user_id)
+        if row is None or row.disabled_at is not None or not verify_password(current, row.password_hash):
+            return None
+        if verify_password(new, row.password_hash):
+            raise ConfigError("The new 'password' must differ from the current one")
+        row.password_hash = hash_password(new)
+        s.flush()
+        return UserInfo.of(row)
 
 
 def get_user(db: Database, user_id: int) -> UserInfo | None:

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,19 @@ FLAGS = [
     "--disable-sync",
 ]
 EMAIL, PASSWORD = "analyst@example.com", "とても長いパスワード-2026"
+# Kana and kanji on the page that draw exactly like a code point no font has (U+F0000): tofu, i.e. the
+# browser found no Japanese font (install one, e.g. Debian's fonts-ipaexfont-gothic).
+TOFU_JS = """() => {
+  const family = getComputedStyle(document.body).fontFamily;
+  const pixels = (s) => {
+    const c = document.createElement("canvas"); c.width = 48; c.height = 48;
+    const g = c.getContext("2d"); g.font = "32px " + family; g.fillText(s, 4, 36);
+    return Array.from(g.getImageData(0, 0, 48, 48).data).join();
+  };
+  const missing = pixels("\\u{F0000}");
+  const chars = new Set(Array.from(document.body.innerText).filter((ch) => /[\\u3040-\\u30ff\\u4e00-\\u9fff]/.test(ch)));
+  return {checked: chars.size, tofu: Array.from(chars).filter((ch) => pixels(ch) === missing)};
+}"""
 
 pytestmark = [
     pytest.mark.slow,
@@ -112,15 +126,32 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _keep_shots(shots: Path) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for png in shots.glob("*.png"):
+        shutil.copy(png, SHOTS / png.name)
+
+
+def _sign_in(page: Any, server: str, path: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{server}{path}")
+    page.fill("input[name=email]", EMAIL)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{server}{path}")
+
+
 def test_analyst_journey(server: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     shots = tmp_path / "shots"
     shots.mkdir()
 
-    def shot(page: object, name: str, full_page: bool = True) -> None:
-        path = shots / f"{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)  # type: ignore[attr-defined]
+    def shot(page: Any, name: str, full_page: bool = True) -> None:
+        found = page.evaluate(TOFU_JS)
+        assert found["checked"] > 0 and not found["tofu"], f"{name}: no Japanese font for {found['tofu']}"
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=full_page)
 
     with sync_playwright() as p:
         # a fresh profile per run (launch_persistent_context is Playwright's form of --user-data-dir)
@@ -212,8 +243,86 @@ def test_analyst_journey(server: str, tmp_path: Path) -> None:
         with saved.open(encoding="utf-8-sig", newline="") as fh:
             exported = list(csv.DictReader(fh))
         assert len(exported) == negative and "回答ID" in exported[0]
+
+        # a taxonomy change, tried on a sample of this survey before saving
+        page.click("header nav >> text=テーマ分類")
+        merge = page.locator("form.card", has_text="テーマを統合")
+        merge.locator("select[name=theme]").select_option("price")
+        merge.locator("select[name=into]").select_option("product_quality")
+        merge.locator("button[type=submit]").click()
+        expect(page.locator("#effect h3")).to_contain_text("分類への影響")
+        expect(page.locator("#effect-n")).to_have_text("200")  # a bounded sample, and the page says so
+        expect(page.locator('table.effect tr[data-theme="price"]')).to_contain_text("に統合")
+        expect(
+            page.locator('table.effect tr[data-theme="product_quality"] td.gained q').first
+        ).to_be_visible()
+        shot(page, "09-taxonomy-preview")
+        page.click("text=取り消す")  # nothing saved
+        expect(page.locator("h1")).to_have_text("テーマ分類（バージョン 1）")
+
+        # the weekly report: subscribe, see it listed, preview the next one
+        page.click("header nav >> text=レポート配信")
+        expect(page.locator("main")).to_contain_text("配信の設定はまだありません")
+        form = page.locator("form.card", has_text="配信を追加")
+        form.locator("input[name=name]").fill("CX 週次レポート")
+        form.locator("textarea[name=recipients]").fill("cx-team@example.com\nmanager@example.com")
+        form.locator("select[name=weekday]").select_option(label="金曜")
+        form.locator("input[name=send_time]").fill("08:30")
+        form.locator("button[type=submit]").click()
+        row = page.locator("main table tbody tr", has_text="CX 週次レポート")
+        expect(row).to_contain_text("cx-team@example.com, manager@example.com")
+        expect(row).to_contain_text("毎週金曜 08:30（Asia/Tokyo）")
+        expect(row).to_contain_text("有効")
+        shot(page, "10-subscriptions")
+        with context.expect_page() as opened:
+            row.locator("text=次回のレポートをプレビュー").click()
+        report = opened.value
+        report.wait_for_load_state()
+        expect(report.locator("body")).to_contain_text("NPS")
+        shot(report, "11-report-preview")
+        report.close()
+        expect(row).to_contain_text(SURVEY.name)  # the survey by its file name
+
+        page.click("header .who >> text=分析 花子")  # the signed-in user's own account
+        expect(page.locator("#account-form")).to_contain_text("現在のパスワード")
+        shot(page, "12-account")
         context.close()
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for png in shots.glob("*.png"):
-        shutil.copy(png, SHOTS / png.name)
+    _keep_shots(shots)
+
+
+def test_upload_without_javascript(server: str, tmp_path: Path) -> None:
+    """The same upload with JavaScript switched off: plain forms from the file to the results. After the
+    journey above it is recognised as a duplicate; alone, it waits for the analysis (the progress page
+    reloads itself without JavaScript)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS[1:])
+        context = browser.new_context(
+            java_script_enabled=False, locale="ja-JP", viewport={"width": 1280, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        _sign_in(page, server, "/app/upload")
+        expect(page.locator("#drop label.button")).to_be_hidden()  # drag-and-drop needs JavaScript
+        page.set_input_files("#file", str(SURVEY))
+        page.click("#upload-form button[type=submit]")
+        expect(page).to_have_url(f"{server}/app/upload/preview")
+        role = page.locator('select.role[data-column="地域"]')
+        expect(role).to_have_value("segments")
+        role.select_option("ignore")
+        found = page.evaluate(TOFU_JS)  # Playwright's own scripts run with the page's JavaScript off
+        assert found["checked"] > 0 and not found["tofu"], found
+        page.screenshot(path=str(shots / "13-upload-without-javascript.png"), full_page=True)
+        page.click("#start")
+        page.wait_for_url("**/app/jobs/*")
+        expect(page.locator("#job-done a")).to_be_visible(timeout=600_000)
+        page.click("#job-done a")
+        expect(page.locator("#nps-score")).to_be_visible()
+        expect(page.locator("main")).not_to_contain_text("地域")  # the role chosen in the form took effect
+        context.close()
+        browser.close()
+    _keep_shots(shots)

@@ -8,6 +8,7 @@ wipe or share data. An unreachable server fails the tests that need it: it is no
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from service.config import Settings
 from service.runtime import Runtime
 from service.storage.keys import create_key
 
+PASSWORD = "correct horse battery"  # every dashboard user the ``web`` fixture creates
 PG_BASE = os.environ.get("KOE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).parents[2]
 SURVEY_CP932 = ROOT / "examples" / "survey_cp932.csv"
@@ -89,6 +91,42 @@ def client(runtime: Runtime) -> Iterator[Any]:
 
     with TestClient(create_app(runtime=runtime)) as c:
         yield c
+
+
+@pytest.fixture
+def web(runtime: Runtime) -> Iterator[Any]:
+    """The dashboard over TestClient, with one user per role: ``<role>@example.com`` / ``PASSWORD``."""
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+    from service.web.users import create_user
+
+    for role in ("admin", "analyst", "viewer"):
+        create_user(runtime.db, f"{role}@example.com", PASSWORD, role, name=f"{role}さん")
+    with TestClient(create_app(runtime=runtime, preload_models=False), base_url="http://testserver") as c:
+        yield c
+
+
+def csrf_token(client: Any, path: str) -> str:
+    """The CSRF token of the form on the page at ``path``."""
+    html = client.get(path).text
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def sign_in(client: Any, role: str) -> None:
+    """Sign the ``web`` client in as the user of ``role``; the session cookie must be HttpOnly and SameSite."""
+    token = csrf_token(client, "/app/login")
+    r = client.post(
+        "/app/login",
+        data={"email": f"{role}@example.com", "password": PASSWORD, "csrf_token": token, "next": "/app"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    cookie = r.headers.get_list("set-cookie")
+    session = next(c for c in cookie if c.startswith("koe_session="))
+    assert "HttpOnly" in session and "SameSite=lax" in session and "Max-Age=" in session
 
 
 def stored_survey(runtime: Runtime, path: Path = SURVEY_CP932) -> tuple[str, str]:

@@ -22,7 +22,9 @@ PROBLEM = "application/problem+json"
 
 def _upload(client: Any, headers: dict[str, str], path: Path, **form: str) -> Any:
     with path.open("rb") as fh:
-        return client.post("/v1/surveys", files={"file": (path.name, fh, "text/csv")}, data=form, headers=headers)
+        return client.post(
+            "/v1/surveys", files={"file": (path.name, fh, "text/csv")}, data=form, headers=headers
+        )
 
 
 def _finish(client: Any, headers: dict[str, str], job_id: str) -> dict[str, Any]:
@@ -39,12 +41,16 @@ def test_keys_and_scopes(client: Any, keys: dict[str, dict[str, str]]) -> None:
     r = client.post("/v1/classify", json=body)
     assert r.status_code == 401 and r.headers["content-type"] == PROBLEM
     assert r.headers["www-authenticate"] == "Bearer"
-    assert client.post("/v1/classify", json=body, headers={"Authorization": "Bearer koe_x_y"}).status_code == 401
+    assert (
+        client.post("/v1/classify", json=body, headers={"Authorization": "Bearer koe_x_y"}).status_code == 401
+    )
     assert client.post("/v1/classify", json=body, headers=keys["upload"]).status_code == 403
     assert client.post("/v1/classify", json=body, headers=keys["admin"]).status_code == 200
     r = client.get("/v1/surveys", headers=keys["classify"])
     assert r.status_code == 403 and "upload" in r.json()["detail"]
-    r = client.post("/v1/taxonomy/merge", json={"source": "empathy", "into": "gratitude"}, headers=keys["upload"])
+    r = client.post(
+        "/v1/taxonomy/merge", json={"source": "empathy", "into": "gratitude"}, headers=keys["upload"]
+    )
     assert r.status_code == 403
 
 
@@ -61,7 +67,9 @@ def test_classify_shape_and_limits(client: Any, keys: dict[str, dict[str, str]],
     assert out["model"]["encoder"] and out["model"]["taxonomy"]["version"] >= 1
     assert "churn_intent" in [t["id"] for t in out["results"][2]["themes"]]
 
-    too_many = client.post("/v1/classify", json={"texts": ["a"] * (settings.max_texts_per_call + 1)}, headers=h)
+    too_many = client.post(
+        "/v1/classify", json={"texts": ["a"] * (settings.max_texts_per_call + 1)}, headers=h
+    )
     assert too_many.status_code == 422 and too_many.json()["field"] == "texts"
     long = "遅い" * settings.max_text_chars
     r = client.post("/v1/classify", json={"texts": ["ok", long]}, headers=h)
@@ -72,7 +80,9 @@ def test_classify_shape_and_limits(client: Any, keys: dict[str, dict[str, str]],
         headers={**h, "content-type": "application/json"},
     )
     assert big.status_code == 413 and big.headers["content-type"] == PROBLEM
-    broken = client.post("/v1/classify", content=b'{"texts": ["a",', headers={**h, "content-type": "application/json"})
+    broken = client.post(
+        "/v1/classify", content=b'{"texts": ["a",', headers={**h, "content-type": "application/json"}
+    )
     assert broken.status_code == 422 and broken.headers["content-type"] == PROBLEM
     wrong = client.post("/v1/classify", json={"texts": "not a list"}, headers=h)
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "body.texts"
@@ -111,10 +121,13 @@ def test_upload_dry_run_job_results_and_exports(
 
     themes = client.get(f"/v1/surveys/{survey_id}/themes", headers=h).json()["themes"]
     price = next(t for t in themes if t["id"] == "price")
-    page = client.get(f"/v1/surveys/{survey_id}/rows", params={"theme": "price", "limit": 10}, headers=h).json()
+    page = client.get(
+        f"/v1/surveys/{survey_id}/rows", params={"theme": "price", "limit": 10}, headers=h
+    ).json()
     assert page["total"] == price["mentions"] and len(page["items"]) == min(10, price["mentions"])
     assert all(
-        any("price" in [t["id"] for t in a["themes"]] for a in item["answers"].values()) for item in page["items"]
+        any("price" in [t["id"] for t in a["themes"]] for a in item["answers"].values())
+        for item in page["items"]
     )
     detractors_page = client.get(
         f"/v1/surveys/{survey_id}/rows", params={"group": "detractors", "score_min": 0, "limit": 1}, headers=h
@@ -123,7 +136,9 @@ def test_upload_dry_run_job_results_and_exports(
     issues = client.get(f"/v1/surveys/{survey_id}/rows", params={"has_issues": "true"}, headers=h).json()
     assert issues["total"] >= 1 and all(item["issues"] for item in issues["items"])
 
-    seg = client.get(f"/v1/surveys/{survey_id}/drivers", params={"segment": "プラン:ライト"}, headers=h).json()
+    seg = client.get(
+        f"/v1/surveys/{survey_id}/drivers", params={"segment": "プラン:ライト"}, headers=h
+    ).json()
     plan_nps = next(v for v in summary["segments"]["プラン"] if v["value"] == "ライト")["nps"]
     assert seg["nps"] == plan_nps and seg["segment"] == {"column": "プラン", "value": "ライト"}
     bad = client.get(f"/v1/surveys/{survey_id}/drivers", params={"segment": "色:赤"}, headers=h)
@@ -163,10 +178,16 @@ def test_formula_cells_are_neutralised_in_exports(
     job = _finish(client, h, _upload(client, h, path).json()["job"]["id"])
     assert job["state"] == "succeeded"
     survey_id = job["survey_id"]
-    rows = list(csv.reader(io.StringIO(client.get(f"/v1/surveys/{survey_id}/export.csv", headers=h).text.lstrip("\ufeff"))))
+    rows = list(
+        csv.reader(
+            io.StringIO(client.get(f"/v1/surveys/{survey_id}/export.csv", headers=h).text.lstrip("\ufeff"))
+        )
+    )
     answers = [r[2] for r in rows[1:]]
-    assert answers == ["'=HYPERLINK(\"http://evil\",\"x\")", "'+81 3 1234", "'@SUM(A1)", "'-1 とても良い"]
-    sheet = load_workbook(io.BytesIO(client.get(f"/v1/surveys/{survey_id}/export.xlsx", headers=h).content)).active
+    assert answers == ['\'=HYPERLINK("http://evil","x")', "'+81 3 1234", "'@SUM(A1)", "'-1 とても良い"]
+    sheet = load_workbook(
+        io.BytesIO(client.get(f"/v1/surveys/{survey_id}/export.xlsx", headers=h).content)
+    ).active
     assert sheet is not None
     cells = [sheet.cell(row=i, column=3) for i in range(2, 6)]
     assert [c.data_type for c in cells] == ["s"] * 4 and cells[0].value.startswith("'=")
@@ -227,11 +248,15 @@ def test_taxonomy_versions_and_reclassify(client: Any, keys: dict[str, dict[str,
     }
     r = client.post("/v1/taxonomy/themes", json=new, headers=a)
     assert r.status_code == 201 and r.json()["version"] == base["version"] + 1
-    stale = client.patch("/v1/taxonomy/themes/price", json={"name": "料金", "base_version": base["version"]}, headers=a)
+    stale = client.patch(
+        "/v1/taxonomy/themes/price", json={"name": "料金", "base_version": base["version"]}, headers=a
+    )
     assert stale.status_code == 409 and stale.json()["current_version"] == base["version"] + 1
     renamed = client.patch("/v1/taxonomy/themes/price", json={"name": "料金"}, headers=a).json()
     assert next(t for t in renamed["themes"] if t["id"] == "price")["name"] == "料金"
-    merged = client.post("/v1/taxonomy/merge", json={"source": "empathy", "into": "gratitude"}, headers=a).json()
+    merged = client.post(
+        "/v1/taxonomy/merge", json={"source": "empathy", "into": "gratitude"}, headers=a
+    ).json()
     assert "empathy" not in [t["id"] for t in merged["themes"]]
     assert "empathy" in next(t for t in merged["themes"] if t["id"] == "gratitude")["aliases"]
     unknown = client.post("/v1/taxonomy/merge", json={"source": "nope", "into": "gratitude"}, headers=a)
@@ -243,12 +268,16 @@ def test_taxonomy_versions_and_reclassify(client: Any, keys: dict[str, dict[str,
     out = client.post("/v1/classify", json={"texts": ["駐車場が狭すぎて車を停められない"]}, headers=a).json()
     assert "parking" in [t["id"] for t in out["results"][0]["themes"]]
     assert out["model"]["taxonomy"]["version"] == merged["version"]
-    old = client.post("/v1/classify", json={"texts": ["駐車場が狭い"], "taxonomy_version": base["version"]}, headers=a)
+    old = client.post(
+        "/v1/classify", json={"texts": ["駐車場が狭い"], "taxonomy_version": base["version"]}, headers=a
+    )
     assert "parking" not in [t["id"] for t in old.json()["results"][0]["themes"]]
 
     job = _finish(client, u, _upload(client, u, SURVEY_CP932).json()["job"]["id"])
     assert job["taxonomy_version"] == merged["version"]
-    r = client.post(f"/v1/surveys/{job['survey_id']}/reclassify", json={"taxonomy_version": base["version"]}, headers=u)
+    r = client.post(
+        f"/v1/surveys/{job['survey_id']}/reclassify", json={"taxonomy_version": base["version"]}, headers=u
+    )
     assert r.status_code == 202
     re_job = _finish(client, u, r.json()["id"])
     assert re_job["kind"] == "reclassify" and re_job["state"] == "succeeded" and re_job["rows_done"] == 320

@@ -170,6 +170,22 @@ def test_row_filters_and_purge(db: Database, tmp_path: Path) -> None:
     assert repo.get_job(job_id) is None and repo.get_survey(survey_id) is None
 
 
+def test_answered_sample_is_spread_evenly_and_bounded(db: Database, tmp_path: Path) -> None:
+    repo = Repository(db)
+    survey_id, job_id = _survey_with_job(repo, tmp_path, n_rows=30)
+    repo.plan_chunks(job_id, 30, 30)
+    results = [_result(job_id, i, i + 2, "price", "negative") for i in range(30)]
+    for r in results[10:15]:
+        r.search_text = ""  # rows without an answer are never sampled
+    assert repo.commit_chunk(job_id, 0, results, "w")
+    answered, rows = repo.answered_sample(survey_id, job_id, 7)
+    assert answered == 25 and len(rows) == 7
+    seqs = [r.row - 2 for r in rows]
+    assert seqs == [0, 4, 8, 17, 21, 25, 29]  # every 4th answered row, across the whole file
+    assert repo.answered_sample(survey_id, job_id, 100)[1][-1].texts == {"理由": "回答29"}
+    assert len(repo.answered_sample(survey_id, job_id, 100)[1]) == 25
+
+
 def test_nul_characters_are_stored(db: Database, tmp_path: Path) -> None:
     """PostgreSQL text cannot hold NUL: the filter columns get U+FFFD, the row's data keeps the original."""
     from service.jobs.work import _row_result

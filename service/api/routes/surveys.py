@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import tempfile
 from collections.abc import Iterator
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BeforeValidator
 from starlette.background import BackgroundTask
 
-from pipelines.aggregate import subset_drivers
 from pipelines.errors import EncodingError
 from pipelines.exports import RowsTable, write_rows_xlsx
 from pipelines.ingest import read_survey, sniff
 from pipelines.ingest.encoding import resolve_encoding
-from pipelines.records import AnalyzedRow, TextResult
+from pipelines.records import TextResult
+from service import survey_queries as queries
 from service.api.views import job_out, survey_out
 from service.deps import MetricsDep, RunnerDep, RuntimeDep, require
 from service.errors import AUTH_PROBLEMS, APIError, problem_responses
@@ -39,29 +36,6 @@ router = APIRouter(
 _EXPORT_PAGE = 2000
 _UNKNOWN = problem_responses({404: "unknown survey"})
 _RESULTS = problem_responses({404: "unknown survey", 409: "not analysed yet (the problem names the job)"})
-
-
-def _survey(runtime: Runtime, survey_id: str) -> Survey:
-    survey = runtime.repo.get_survey(survey_id)
-    if survey is None:
-        raise APIError(404, f"no survey with id '{survey_id}' (deleted, or never uploaded)")
-    return survey
-
-
-def _analysed(runtime: Runtime, survey_id: str) -> tuple[Survey, Job]:
-    """The survey and the job whose results it serves; 409 while the first analysis is still running."""
-    survey = _survey(runtime, survey_id)
-    job = runtime.repo.get_job(survey.current_job_id) if survey.current_job_id else None
-    if job is None or job.summary is None:
-        latest = runtime.repo.latest_job(survey.id)
-        state = latest.state if latest else "unknown"
-        raise APIError(
-            409,
-            f"survey '{survey_id}' has no finished analysis yet (job state: {state}); poll GET /v1/jobs/{{id}}",
-            job_id=latest.id if latest else None,
-            job_state=state,
-        )
-    return survey, job
 
 
 def _check_encoding(name: str | None) -> None:
@@ -123,7 +97,9 @@ def upload(
         found = runtime.repo.find_duplicate(stored.sha256, options)
         if found is not None and found[1] is not None and found[1].state == "failed":
             # the same file failed before (a row limit since raised, a server error): analyse it again
-            retry = runtime.repo.create_job(found[0].id, "analyze", runtime.taxonomy().version, s.job_chunk_rows)
+            retry = runtime.repo.create_job(
+                found[0].id, "analyze", runtime.taxonomy().version, s.job_chunk_rows
+            )
             runner.submit(retry.id)
             body = {"survey": survey_out(found[0]), "job": job_out(runtime.repo, retry), "duplicate": True}
             return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{retry.id}"})
@@ -170,7 +146,7 @@ def list_surveys(
 
 @router.get("/{survey_id}", response_model=SurveyOut, responses=_UNKNOWN)
 def get_survey(survey_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return survey_out(_survey(runtime, survey_id))
+    return survey_out(queries.get_survey(runtime, survey_id))
 
 
 @router.delete("/{survey_id}", status_code=204, responses=_UNKNOWN)
@@ -199,7 +175,7 @@ def reclassify(
     survey_id: str, body: ReclassifyRequest, runtime: RuntimeDep, runner: RunnerDep
 ) -> JSONResponse:
     """Classify the stored rows again under a taxonomy version (default: the current one)."""
-    survey, _ = _analysed(runtime, survey_id)
+    survey, _ = queries.analysed_survey(runtime, survey_id)
     version = runtime.taxonomy(body.taxonomy_version).version
     job = runtime.repo.create_job(survey.id, "reclassify", version, runtime.settings.job_chunk_rows)
     runner.submit(job.id)
@@ -211,13 +187,13 @@ def reclassify(
 @router.get("/{survey_id}/summary", responses=_RESULTS)
 def summary(survey_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     """The whole summary (docs/summary-schema.md): NPS with its interval, themes, drivers, quotes, signals."""
-    _, job = _analysed(runtime, survey_id)
+    _, job = queries.analysed_survey(runtime, survey_id)
     return dict(job.summary or {})
 
 
 @router.get("/{survey_id}/themes", responses=_RESULTS)
 def themes(survey_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    _, job = _analysed(runtime, survey_id)
+    _, job = queries.analysed_survey(runtime, survey_id)
     s = job.summary or {}
     return {"n": s["input"]["rows_with_text"], "themes": s["themes"], "change": s.get("change")}
 
@@ -228,7 +204,7 @@ def quotes(
     runtime: RuntimeDep,
     theme: Annotated[str | None, Query(max_length=48)] = None,
 ) -> dict[str, Any]:
-    _, job = _analysed(runtime, survey_id)
+    _, job = queries.analysed_survey(runtime, survey_id)
     s = job.summary or {}
     by_theme = s.get("quotes") or {}
     if theme is not None:
@@ -240,15 +216,6 @@ def quotes(
     return {"quotes": by_theme, "promoter_quotes": s.get("promoter_quotes")}
 
 
-def _segment(value: str | None) -> tuple[str, str] | None:
-    if value is None:
-        return None
-    col, sep, val = value.partition(":")
-    if not sep or not col:
-        raise APIError(422, "segment: use COLUMN:VALUE, e.g. プラン:ベーシック", field="segment")
-    return col, val
-
-
 @router.get("/{survey_id}/drivers", responses=_RESULTS)
 def drivers(
     survey_id: str,
@@ -258,110 +225,20 @@ def drivers(
     ] = None,
 ) -> dict[str, Any]:
     """Impact on NPS and lift per theme, for all responses or for one segment value (recomputed on it)."""
-    survey, job = _analysed(runtime, survey_id)
-    s = job.summary or {}
-    if segment is None:
-        return {
-            "segment": None,
-            "n": (s.get("nps") or {}).get("n"),
-            "nps": s.get("nps"),
-            "drivers": s.get("drivers"),
-            "method": s.get("drivers_method"),
-        }
-    col, val = _segment(segment) or ("", "")
-    info = ingest_info(survey.info or {})
-    if col not in info.mapping.segments:
-        raise APIError(
-            422,
-            f"segment: '{col}' is not a segment column; segment columns: {', '.join(info.mapping.segments) or '(none)'}",
-            field="segment",
-        )
-    _, page = runtime.repo.query_rows(survey.id, job.id, RowFilter(segment=(col, val)), limit=None)
-    rows = [
-        AnalyzedRow(
-            r.row,
-            r.score,
-            r.date,
-            r.segments,
-            {q: TextResult.from_dict(v) for q, v in res.items()},
-            bool(r.issues),
-        )
-        for r, _, res in page
-    ]
-    st = runtime.settings
-    sub = subset_drivers(
-        rows,
-        info,
-        [t.to_dict() for t in runtime.taxonomy(job.taxonomy_version).themes],
-        min_count=st.min_count,
-        seed=st.seed,
-        bootstrap=st.bootstrap_samples,
-    )
-    return {"segment": {"column": col, "value": val}, **sub, "method": s.get("drivers_method")}
-
-
-def _day(value: date | None, *, end: bool = False) -> datetime | None:
-    if value is None:
-        return None
-    from datetime import timedelta
-
-    return datetime.combine(value + timedelta(days=1) if end else value, time.min)
-
-
-def _iso_date(value: Any) -> Any:
-    """Dates as documented (YYYY-MM-DD): pydantic alone would also take 0 or 1700000000 as Unix time."""
-    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII):
-        raise ValueError("use a date as YYYY-MM-DD, e.g. 2026-10-12")
-    return value
-
-
-_Date = Annotated[date | None, BeforeValidator(_iso_date)]
-
-
-class _RowQuery:
-    def __init__(
-        self,
-        theme: Annotated[str | None, Query(max_length=48)] = None,
-        sentiment: Annotated[Literal["negative", "neutral", "positive"] | None, Query()] = None,
-        group: Annotated[Literal["promoters", "passives", "detractors"] | None, Query()] = None,
-        segment: Annotated[str | None, Query(max_length=300, description="COLUMN:VALUE")] = None,
-        score_min: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
-        score_max: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
-        date_from: Annotated[_Date, Query()] = None,
-        date_to: Annotated[_Date, Query(description="inclusive")] = None,
-        text: Annotated[
-            str | None, Query(max_length=200, description="substring of the (normalised) answer")
-        ] = None,
-        needs_review: Annotated[bool | None, Query()] = None,
-        has_issues: Annotated[bool | None, Query()] = None,
-    ) -> None:
-        import unicodedata
-
-        self.filter = RowFilter(
-            theme=theme,
-            sentiment=sentiment,
-            group=group,
-            segment=_segment(segment),
-            score_min=score_min,
-            score_max=score_max,
-            date_from=_day(date_from),
-            date_to=_day(date_to, end=True),
-            text=unicodedata.normalize("NFKC", text) if text else None,
-            needs_review=needs_review,
-            has_issues=has_issues,
-        )
+    survey, job = queries.analysed_survey(runtime, survey_id)
+    return queries.segment_drivers(runtime, survey, job, segment)
 
 
 @router.get("/{survey_id}/rows", response_model=RowsPage, responses=_RESULTS)
 def rows(
     survey_id: str,
     runtime: RuntimeDep,
-    q: Annotated[_RowQuery, Depends()],
+    q: Annotated[queries.RowQuery, Depends()],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict[str, Any]:
     """Every row with its classification, in file order, filtered and paginated."""
-    survey, job = _analysed(runtime, survey_id)
+    survey, job = queries.analysed_survey(runtime, survey_id)
     total, page = runtime.repo.query_rows(survey.id, job.id, q.filter, limit=limit, offset=offset)
     items = [
         {
@@ -409,9 +286,11 @@ def _export_name(survey: Survey, ext: str) -> str:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}, **_RESULTS},
 )
-def export_csv(survey_id: str, runtime: RuntimeDep, q: Annotated[_RowQuery, Depends()]) -> StreamingResponse:
+def export_csv(
+    survey_id: str, runtime: RuntimeDep, q: Annotated[queries.RowQuery, Depends()]
+) -> StreamingResponse:
     """The rows (filtered like /rows) as CSV, UTF-8 with BOM for Excel; formula cells neutralised."""
-    survey, job = _analysed(runtime, survey_id)
+    survey, job = queries.analysed_survey(runtime, survey_id)
     table = _table(survey)
 
     def lines() -> Iterator[bytes]:
@@ -442,9 +321,11 @@ def export_csv(survey_id: str, runtime: RuntimeDep, q: Annotated[_RowQuery, Depe
         **_RESULTS,
     },
 )
-def export_xlsx(survey_id: str, runtime: RuntimeDep, q: Annotated[_RowQuery, Depends()]) -> FileResponse:
+def export_xlsx(
+    survey_id: str, runtime: RuntimeDep, q: Annotated[queries.RowQuery, Depends()]
+) -> FileResponse:
     """The rows (filtered like /rows) as an XLSX sheet; formula cells neutralised."""
-    survey, job = _analysed(runtime, survey_id)
+    survey, job = queries.analysed_survey(runtime, survey_id)
     fd, name = tempfile.mkstemp(suffix=".xlsx")
     import os
 

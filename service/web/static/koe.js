@@ -1,64 +1,32 @@
-// koe dashboard: drag-and-drop upload with a dry run, mapping dropdowns, and job progress polling.
+// koe dashboard: drag-and-drop upload with a dry run in place, and job progress polling.
 // No framework, no network beyond this server. Server-rendered HTML fragments are inserted as they come
 // (Jinja2 escapes every user value); nothing here builds HTML from user text.
 "use strict";
 
 (function () {
+  // Without JavaScript the upload page is two plain forms (file -> preview page -> start). With it, the file
+  // can be dropped and the preview arrives as a fragment; its form still posts as a plain form.
+  function enhance() {
+    document.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
+    document.querySelectorAll("[data-no-js]").forEach(function (el) { el.hidden = true; });
+  }
+
   function upload() {
     var form = document.getElementById("upload-form");
     if (!form) return;
-    var csrf = form.dataset.csrf;
     var input = document.getElementById("file");
     var drop = document.getElementById("drop");
     var preview = document.getElementById("preview");
     var chosen = null;
 
-    function mapping() {
-      var m = { texts: [], segments: [] };
-      document.querySelectorAll("select.role").forEach(function (sel) {
-        var col = sel.dataset.column, role = sel.value;
-        if (role === "texts" || role === "segments") m[role].push(col);
-        else if (role !== "ignore") m[role] = col;
-      });
-      return m;
-    }
-
-    function body(withMapping) {
-      var data = new FormData();
-      data.append("file", chosen, chosen.name);
-      data.append("csrf_token", csrf);
-      var enc = document.getElementById("encoding").value;
-      if (enc) data.append("encoding", enc);
-      if (withMapping) data.append("mapping", JSON.stringify(mapping()));
-      return data;
-    }
-
     function dryRun() {
+      var data = new FormData(form);
+      data.set("file", chosen, chosen.name);
       preview.textContent = "ファイルを確認しています…";
-      fetch("/app/upload/preview", { method: "POST", body: body(false), credentials: "same-origin" })
+      fetch(form.action, { method: "POST", body: data, credentials: "same-origin", headers: { "X-Fragment": "1" } })
         .then(function (r) { return r.text(); })
-        .then(function (html) {
-          preview.innerHTML = html;
-          var start = document.getElementById("start");
-          if (start) start.addEventListener("click", run);
-        })
+        .then(function (html) { preview.innerHTML = html; })
         .catch(function (e) { preview.textContent = "送信できませんでした: " + e; });
-    }
-
-    function run() {
-      var start = document.getElementById("start");
-      start.disabled = true;
-      start.textContent = "アップロード中…";
-      fetch("/app/upload", {
-        method: "POST", body: body(true), credentials: "same-origin", headers: { Accept: "application/json" }
-      })
-        .then(function (r) { return r.json(); })
-        .then(function (res) {
-          if (res.url) { window.location.assign(res.url); return; }
-          document.getElementById("upload-error").textContent = res.error || "アップロードに失敗しました";
-          start.disabled = false;
-          start.textContent = "この設定で分析を開始";
-        });
     }
 
     function pick(file) {
@@ -77,6 +45,11 @@
       drop.addEventListener(t, function (e) { e.preventDefault(); drop.classList.remove("over"); });
     });
     drop.addEventListener("drop", function (e) { pick(e.dataTransfer.files[0]); });
+    // one start per preview: the mapping form is inserted later, so listen on the container
+    preview.addEventListener("submit", function () {
+      var start = document.getElementById("start");
+      if (start) setTimeout(function () { start.disabled = true; start.textContent = "アップロード中…"; }, 0);
+    });
   }
 
   function progress() {
@@ -111,5 +84,5 @@
     tick();
   }
 
-  document.addEventListener("DOMContentLoaded", function () { upload(); progress(); });
+  document.addEventListener("DOMContentLoaded", function () { enhance(); upload(); progress(); });
 })();
