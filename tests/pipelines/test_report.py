@@ -11,6 +11,7 @@ import pytest
 from fontTools.ttLib import TTFont
 from matplotlib.font_manager import FontProperties, findfont
 
+from pipelines.aggregate import _NOTE_SUPPORT
 from pipelines.report import render_chart_pngs, render_report
 from pipelines.report.charts import japanese_font_family
 
@@ -42,6 +43,7 @@ def _as_support(summary: dict[str, Any]) -> dict[str, Any]:
     s["input"].update(kind="support", metric=None)
     s["input"]["mapping"]["score"] = None
     s.update(nps=None, metric=None, score_distribution=None, drivers=None, promoter_quotes=[])
+    s["notes"] = [_NOTE_SUPPORT, *s.get("notes", [])]
     for entries in s["segments"].values():
         for entry in entries:
             entry["nps"] = None
@@ -156,7 +158,8 @@ def test_week_over_week_block(report: str) -> None:
 
 
 def test_support_summary_renders_without_scores(support_report: str, summary: dict[str, Any]) -> None:
-    assert "スコアの列がないため" in support_report
+    assert support_report.count(_NOTE_SUPPORT) == 1  # said once, in the summary's own words
+    assert 'id="drivers"' not in support_report and 'href="#drivers"' not in support_report
     assert 'class="score-card"' not in support_report
     assert 'id="segments"' not in support_report
     assert "全件" in support_report  # the quotes' "all" group
