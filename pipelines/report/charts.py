@@ -55,8 +55,8 @@ MAX_LABELLED_PERIODS = 13  # beyond this, every point's value and tick label wou
 
 _INK = "#333333"
 _GRID = "#e3e3e3"
-_POINT = "#34568b"
-_NEUTRAL = "#8c8c8c"
+POINT = "#34568b"
+NEUTRAL = "#8c8c8c"
 _FAINT = "#c8c8c8"
 
 # Installed CJK fonts worth falling back to when japanize-matplotlib cannot be imported (it needs distutils).
@@ -107,7 +107,7 @@ def japanese_font_family() -> str:
     )
 
 
-def _rc() -> dict[Any, Any]:  # matplotlib types rc keys as a Literal of every name
+def chart_rc() -> dict[Any, Any]:  # matplotlib types rc keys as a Literal of every name
     return {
         "font.family": [japanese_font_family(), "DejaVu Sans"],
         "font.size": 10,
@@ -128,7 +128,7 @@ def _rc() -> dict[Any, Any]:  # matplotlib types rc keys as a Literal of every n
     }
 
 
-def _mpl_text(text: object, limit: int = 24) -> str:
+def mpl_text(text: object, limit: int = 24) -> str:
     """User text (theme labels, segment values) for matplotlib: '$' would start mathtext, long values overflow."""
     s = str(text)
     if len(s) > limit:
@@ -136,12 +136,12 @@ def _mpl_text(text: object, limit: int = 24) -> str:
     return s.replace("$", r"\$")
 
 
-def _figure(height_px: float) -> tuple[Figure, Axes]:
+def new_figure(height_px: float) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(WIDTH_IN, max(height_px, 220) / DPI), dpi=DPI, layout="constrained")
     return fig, fig.add_subplot()
 
 
-def _legend_above(ax: Axes, handles: Sequence[Any] | None = None, ncols: int = 4) -> None:
+def legend_above(ax: Axes, handles: Sequence[Any] | None = None, ncols: int = 4) -> None:
     """Legend in a row above the plot, where it can never hide a point or an interval."""
     kwargs: dict[str, Any] = {"handles": handles} if handles is not None else {}
     ax.legend(
@@ -149,7 +149,7 @@ def _legend_above(ax: Axes, handles: Sequence[Any] | None = None, ncols: int = 4
     )
 
 
-def _png(fig: Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
     return buf.getvalue()
@@ -165,7 +165,7 @@ def _nps_point(
     return block.get("score"), ci[0], ci[1], block.get("n")
 
 
-def _interval_point(
+def interval_point(
     ax: Any, x: float, y: float, lo: float | None, hi: float | None, color: str, *, hollow: bool = False
 ) -> None:
     """A point estimate with its 95% interval as a horizontal error bar (hollow: not tested, too few)."""
@@ -223,8 +223,8 @@ def _score_distribution(summary: Mapping[str, Any]) -> Chart | None:
                 return str(group)
         return None
 
-    fig, ax = _figure(330)
-    colors = [GROUP_COLORS.get(group_of(s) or "", _NEUTRAL) for s, _ in items]
+    fig, ax = new_figure(330)
+    colors = [GROUP_COLORS.get(group_of(s) or "", NEUTRAL) for s, _ in items]
     bars = ax.bar([s for s, _ in items], [c for _, c in items], color=colors, width=0.75)
     ax.bar_label(bars, labels=[f"{c:,}" for _, c in items], padding=2, fontsize=9, color=_INK)
     ax.set_xticks([s for s, _ in items])
@@ -247,7 +247,7 @@ def _score_distribution(summary: Mapping[str, Any]) -> Chart | None:
         ax.legend(handles=handles, loc="upper left", ncols=1)
     scale = f"{items[0][0]}〜{items[-1][0]}点" if items else ""
     alt = f"{scale}の回答数の分布。" + "、".join(alt_parts)
-    return Chart("score_distribution", "スコアの分布", alt, _png(fig))
+    return Chart("score_distribution", "スコアの分布", alt, figure_png(fig))
 
 
 def _segment(
@@ -260,7 +260,7 @@ def _segment(
     scored = sorted((r for r in rows if r[1] is not None), key=lambda r: r[1] or 0.0, reverse=True)
     unscored = [r for r in rows if r[1] is None]
     ordered = scored + unscored
-    fig, ax = _figure(90 + 34 * len(ordered))
+    fig, ax = new_figure(90 + 34 * len(ordered))
     top = len(ordered) - 1
     for i, (_, score, lo, hi, _) in enumerate(ordered):
         y = top - i
@@ -272,11 +272,11 @@ def _segment(
                 va="center",
                 ha="left",
                 fontsize=9,
-                color=_NEUTRAL,
+                color=NEUTRAL,
                 transform=ax.get_yaxis_transform(),
             )
             continue
-        _interval_point(ax, score, y, lo, hi, _POINT)
+        interval_point(ax, score, y, lo, hi, POINT)
         ax.annotate(
             fmt_value(score, kind),
             (hi if hi is not None else score, y),
@@ -286,12 +286,12 @@ def _segment(
             fontsize=9,
             color=_INK,
         )
-    ax.set_yticks(range(top, -1, -1), [f"{_mpl_text(v)}（n={fmt_count(n)}）" for v, _, _, _, n in ordered])
+    ax.set_yticks(range(top, -1, -1), [f"{mpl_text(v)}（n={fmt_count(n)}）" for v, _, _, _, n in ordered])
     ax.grid(axis="y", visible=False)
     ax.set_ylim(-0.6, top + 0.6)
     overall = (summary.get("nps") or {}).get("score")
     ax.axvline(0, color="#666666", linewidth=0.8)
-    handles = [Line2D([], [], color=_POINT, marker="o", label=f"{metric_label(summary)}と95%区間")]
+    handles = [Line2D([], [], color=POINT, marker="o", label=f"{metric_label(summary)}と95%区間")]
     if overall is not None:
         ax.axvline(overall, color="#e08a2c", linestyle="--", linewidth=1.2)
         handles.append(
@@ -300,12 +300,12 @@ def _segment(
     lo_all, hi_all = _score_range(summary)
     _score_limits(ax, [v for r in ordered for v in r[1:4]], lo_all, hi_all)
     ax.set_xlabel(f"{metric_label(summary)}（{_unit(summary)}、95%区間）")
-    _legend_above(ax, handles)
+    legend_above(ax, handles)
     alt = f"{column}別の{metric_label(summary)}（95%区間）: " + "、".join(
         f"{v} {fmt_value(s, kind)}（{fmt_interval([lo, hi], kind)}、n={fmt_count(n)}）"
         for v, s, lo, hi, n in ordered
     )
-    return Chart(f"segment_{index}", f"{column}別の{metric_label(summary)}", alt, _png(fig))
+    return Chart(f"segment_{index}", f"{column}別の{metric_label(summary)}", alt, figure_png(fig))
 
 
 def _period_tick(granularity: str, item: Mapping[str, Any], n: int | None) -> str:
@@ -344,9 +344,9 @@ def _trend(summary: Mapping[str, Any], granularity: str, items: Sequence[Mapping
     scores = [nan if s is None else s for s, *_ in points]
     los = [nan if lo is None else lo for _, lo, _, _ in points]
     his = [nan if hi is None else hi for _, _, hi, _ in points]
-    fig, ax = _figure(360)
-    ax.fill_between(xs, los, his, color=_POINT, alpha=0.15, linewidth=0, label="95%区間")
-    ax.plot(xs, scores, color=_POINT, marker="o", linewidth=2, label=metric_label(summary))
+    fig, ax = new_figure(360)
+    ax.fill_between(xs, los, his, color=POINT, alpha=0.15, linewidth=0, label="95%区間")
+    ax.plot(xs, scores, color=POINT, marker="o", linewidth=2, label=metric_label(summary))
     lo_all, hi_all = _score_range(summary)
     _score_limits(ax, [*scores, *los, *his], lo_all, hi_all, axis="y")
     # A long series gets only its latest value written out; a short one gets every value, and its gaps named.
@@ -362,7 +362,7 @@ def _trend(summary: Mapping[str, Any], granularity: str, items: Sequence[Mapping
                 ha="center",
                 va="bottom",
                 fontsize=8,
-                color=_NEUTRAL,
+                color=NEUTRAL,
             )
             continue
         ax.annotate(
@@ -379,13 +379,13 @@ def _trend(summary: Mapping[str, Any], granularity: str, items: Sequence[Mapping
         ax.axhline(0, color="#666666", linewidth=0.8)
     _set_period_ticks(ax, granularity, items, [n for *_s, n in points])
     ax.set_ylabel(f"{metric_label(summary)}（{_unit(summary)}）")
-    _legend_above(ax)
+    legend_above(ax)
     unit = {"week": "週", "month": "月"}[granularity]
     alt = f"{unit}ごとの{metric_label(summary)}の推移（95%区間の帯つき）: " + "、".join(
         f"{item.get('period')} {fmt_value(s, kind)}（n={fmt_count(n)}）"
         for item, (s, *_r, n) in zip(items, points, strict=True)
     )
-    return Chart(f"trend_{granularity}", f"{unit}ごとの{metric_label(summary)}の推移", alt, _png(fig))
+    return Chart(f"trend_{granularity}", f"{unit}ごとの{metric_label(summary)}の推移", alt, figure_png(fig))
 
 
 def _trends(summary: Mapping[str, Any]) -> list[Chart | None]:
@@ -407,7 +407,7 @@ def _themes_by_group(summary: Mapping[str, Any]) -> Chart | None:
     by_group = all(t.get("by_group") for t in themes)
     groups = [g for g in GROUPS if by_group and any((t["by_group"].get(g) or {}).get("n") for t in themes)]
     rows = len(themes)
-    fig, ax = _figure(110 + rows * (16 * max(len(groups), 1) + 14))
+    fig, ax = new_figure(110 + rows * (16 * max(len(groups), 1) + 14))
     top = rows - 1
     ys = [top - i for i in range(rows)]
     alt_parts = []
@@ -432,7 +432,7 @@ def _themes_by_group(summary: Mapping[str, Any]) -> Chart | None:
                 color="#555555",
             )
         ax.set_xlabel("グループ内の言及率（そのグループの回答のうち、テーマに触れた割合）")
-        _legend_above(ax)
+        legend_above(ax)
         for t in themes:
             shares_text = "・".join(
                 f"{labels[g]}{fmt_share((t['by_group'].get(g) or {}).get('share'), 0)}" for g in groups
@@ -448,13 +448,13 @@ def _themes_by_group(summary: Mapping[str, Any]) -> Chart | None:
         title = "テーマ別の言及率"
     ax.set_yticks(
         ys,
-        [f"{_mpl_text(t.get('label') or t.get('id'))}（{fmt_count(t.get('mentions'))}件）" for t in themes],
+        [f"{mpl_text(t.get('label') or t.get('id'))}（{fmt_count(t.get('mentions'))}件）" for t in themes],
     )
     ax.set_ylim(-0.6, top + 0.6)
     ax.grid(axis="y", visible=False)
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
     ax.margins(x=0.08)
-    return Chart("themes", title, f"{title}: " + "、".join(alt_parts), _png(fig))
+    return Chart("themes", title, f"{title}: " + "、".join(alt_parts), figure_png(fig))
 
 
 _SIG_DOWN, _SIG_UP, _NOT_SIG, _TOO_FEW = (
@@ -472,7 +472,7 @@ def _driver_style(driver: Mapping[str, Any]) -> tuple[str, str]:
     value = (driver.get("impact") or {}).get("value")
     if (driver.get("lift") or {}).get("significant") and value is not None:
         return (GROUP_COLORS["detractors"], _SIG_DOWN) if value < 0 else (GROUP_COLORS["promoters"], _SIG_UP)
-    return _NEUTRAL, _NOT_SIG
+    return NEUTRAL, _NOT_SIG
 
 
 def _drivers(summary: Mapping[str, Any]) -> Chart | None:
@@ -480,7 +480,7 @@ def _drivers(summary: Mapping[str, Any]) -> Chart | None:
     if not drivers:
         return None
     drivers.sort(key=lambda d: d["impact"]["value"])
-    fig, ax = _figure(100 + 30 * len(drivers))
+    fig, ax = new_figure(100 + 30 * len(drivers))
     top = len(drivers) - 1
     seen: dict[str, str] = {}
     for i, d in enumerate(drivers):
@@ -490,9 +490,9 @@ def _drivers(summary: Mapping[str, Any]) -> Chart | None:
         color, label = _driver_style(d)
         seen.setdefault(label, color)
         too_few = d.get("gate") == "too_few"
-        _interval_point(ax, value, top - i, lo, hi, color, hollow=too_few)
+        interval_point(ax, value, top - i, lo, hi, color, hollow=too_few)
     labels = [
-        f"{_mpl_text(d.get('label') or d.get('theme'))}（n={fmt_count(d.get('mentions'))}）" for d in drivers
+        f"{mpl_text(d.get('label') or d.get('theme'))}（n={fmt_count(d.get('mentions'))}）" for d in drivers
     ]
     ax.set_yticks(range(top, -1, -1), labels)
     for tick, d in zip(ax.get_yticklabels(), drivers, strict=True):
@@ -516,12 +516,12 @@ def _drivers(summary: Mapping[str, Any]) -> Chart | None:
         for k in (_SIG_DOWN, _SIG_UP, _NOT_SIG, _TOO_FEW)
         if k in seen
     ]
-    _legend_above(ax, handles, ncols=2)
+    legend_above(ax, handles, ncols=2)
     alt = f"テーマごとの{metric_label(summary)}への影響度（95%区間）: " + "、".join(
         f"{d.get('label')} {fmt_score(d['impact']['value'])}（{fmt_interval(d['impact'].get('ci95'))}、{_driver_style(d)[1]}）"
         for d in drivers
     )
-    return Chart("drivers", f"テーマが{metric_label(summary)}に与える影響", alt, _png(fig))
+    return Chart("drivers", f"テーマが{metric_label(summary)}に与える影響", alt, figure_png(fig))
 
 
 def _signals(summary: Mapping[str, Any]) -> Chart | None:
@@ -533,7 +533,7 @@ def _signals(summary: Mapping[str, Any]) -> Chart | None:
     pos_names = "・".join(names.get(t, t) for t in signals.get("positive") or [])
     neg_names = "・".join(names.get(t, t) for t in signals.get("negative") or [])
     xs = list(range(len(periods)))
-    fig, ax = _figure(330)
+    fig, ax = new_figure(330)
     pos = [p.get("positive") for p in periods]
     neg = [p.get("negative") for p in periods]
     nan = float("nan")
@@ -543,7 +543,7 @@ def _signals(summary: Mapping[str, Any]) -> Chart | None:
         marker="o",
         linewidth=2,
         color=GROUP_COLORS["promoters"],
-        label=f"ポジティブ（{_mpl_text(pos_names, 40)}）",
+        label=f"ポジティブ（{mpl_text(pos_names, 40)}）",
     )
     ax.plot(
         xs,
@@ -551,7 +551,7 @@ def _signals(summary: Mapping[str, Any]) -> Chart | None:
         marker="s",
         linewidth=2,
         color=GROUP_COLORS["detractors"],
-        label=f"ネガティブ（{_mpl_text(neg_names, 40)}）",
+        label=f"ネガティブ（{mpl_text(neg_names, 40)}）",
     )
     for x, p, q in zip(xs, pos, neg, strict=True) if len(xs) <= MAX_LABELLED_PERIODS else ():
         # the larger count is labelled above its point, the smaller below, so crossing lines never collide
@@ -576,13 +576,13 @@ def _signals(summary: Mapping[str, Any]) -> Chart | None:
     ax.set_ylim(0, max([*counts, 1]) * 1.15 + 1)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("シグナルを含む回答数（件）")
-    _legend_above(ax, ncols=2)
+    legend_above(ax, ncols=2)
     alt = "エンゲージメントシグナルの推移（ポジティブ／ネガティブの件数）: " + "、".join(
         f"{p.get('period')} ポジティブ{fmt_count(p.get('positive'))}件・ネガティブ{fmt_count(p.get('negative'))}件"
         f"（n={fmt_count(p.get('n'))}）"
         for p in periods
     )
-    return Chart("signals", "エンゲージメントシグナルの推移", alt, _png(fig))
+    return Chart("signals", "エンゲージメントシグナルの推移", alt, figure_png(fig))
 
 
 def build_charts(summary: Mapping[str, Any]) -> list[Chart]:
@@ -592,7 +592,7 @@ def build_charts(summary: Mapping[str, Any]) -> list[Chart]:
         builders.append(functools.partial(_segment, summary, index, str(column), entries or []))
     charts: list[Chart | None] = []
     with matplotlib.rc_context():
-        matplotlib.rcParams.update(_rc())
+        matplotlib.rcParams.update(chart_rc())
         charts.extend(build() for build in builders)
         charts.extend(_trends(summary))
         charts.extend(build(summary) for build in (_themes_by_group, _drivers, _signals))

@@ -22,17 +22,17 @@ import matplotlib
 from matplotlib.lines import Line2D
 
 from pipelines.report.charts import (
-    _NEUTRAL,
-    _POINT,
     DPI,
+    NEUTRAL,
+    POINT,
     Chart,
-    _figure,
-    _interval_point,
-    _legend_above,
-    _mpl_text,
-    _png,
-    _rc,
     build_charts,
+    chart_rc,
+    figure_png,
+    interval_point,
+    legend_above,
+    mpl_text,
+    new_figure,
 )
 from pipelines.report.labels import (
     GROUP_COLORS,
@@ -64,7 +64,7 @@ EMAIL_CHART_PX = (
     660  # the e-mail shows charts 592 px wide; the reused report charts are 900 px and scale down
 )
 _WEEKDAYS = "月火水木金土日"
-_RISE, _FALL = "#c0622b", _POINT
+_RISE, _FALL = "#c0622b", POINT
 _REUSED_CHARTS = ("trend_week", "signals")  # drawn by pipelines.report.charts from the report's excerpt
 
 
@@ -138,17 +138,17 @@ def _theme_change_chart(report: WeeklyReport) -> Chart | None:
     if not items:
         return None
     items.sort(key=lambda t: t["delta"])
-    fig, ax = _figure(110 + 30 * len(items))
+    fig, ax = new_figure(110 + 30 * len(items))
     fig.set_size_inches(EMAIL_CHART_PX / DPI, fig.get_size_inches()[1])  # drawn at the size mail shows it
     top = len(items) - 1
     for i, t in enumerate(items):
         lo, hi = (100 * x for x in t["ci95"])
         delta = 100 * t["delta"]
         # rose / fell, not good / bad: a rise of 感謝 and of 対応が遅い look alike; the label says which
-        color = (_RISE if delta > 0 else _FALL) if t["significant"] else _NEUTRAL
-        _interval_point(ax, delta, top - i, lo, hi, color, hollow=not t["significant"])
+        color = (_RISE if delta > 0 else _FALL) if t["significant"] else NEUTRAL
+        interval_point(ax, delta, top - i, lo, hi, color, hollow=not t["significant"])
     labels = [
-        f"{_mpl_text(t['label'], 16)}（{fmt_count(t['previous'].get('mentions'))}→{fmt_count(t['current'].get('mentions'))}件）"
+        f"{mpl_text(t['label'], 16)}（{fmt_count(t['previous'].get('mentions'))}→{fmt_count(t['current'].get('mentions'))}件）"
         for t in items
     ]
     ax.set_yticks(range(top, -1, -1), labels)
@@ -159,23 +159,23 @@ def _theme_change_chart(report: WeeklyReport) -> Chart | None:
     styles = {
         "rose": Line2D([], [], color=_RISE, marker="o", label="増えた（区間が0を含まない）"),
         "fell": Line2D([], [], color=_FALL, marker="o", label="減った（区間が0を含まない）"),
-        "flat": Line2D([], [], color=_NEUTRAL, marker="o", markerfacecolor="white", label="誤差の範囲内"),
+        "flat": Line2D([], [], color=NEUTRAL, marker="o", markerfacecolor="white", label="誤差の範囲内"),
     }
     present = {("rose" if t["delta"] > 0 else "fell") if t["significant"] else "flat" for t in items}
-    _legend_above(ax, [h for k, h in styles.items() if k in present], ncols=3)
+    legend_above(ax, [h for k, h in styles.items() if k in present], ncols=3)
     alt = "テーマ別の言及率の前週比（95%区間）: " + "、".join(
         f"{t['label']} {fmt_share(t['previous'].get('share'))}→{fmt_share(t['current'].get('share'))}"
         f"（{fmt_share(t['delta'], signed=True)}、{'区間が0を含まない' if t['significant'] else '誤差の範囲内'}）"
         for t in reversed(items)
     )
-    return Chart("theme_change", "テーマの言及率の変化（前週比）", alt, _png(fig))
+    return Chart("theme_change", "テーマの言及率の変化（前週比）", alt, figure_png(fig))
 
 
 def weekly_charts(report: WeeklyReport) -> list[Chart]:
     """The report's charts in display order: NPS trend, theme changes, engagement signals (those with data)."""
     reused = {c.key: c for c in build_charts(report.charts) if c.key in _REUSED_CHARTS}
     with matplotlib.rc_context():
-        matplotlib.rcParams.update(_rc())
+        matplotlib.rcParams.update(chart_rc())
         change = _theme_change_chart(report)
     ordered = [reused.get("trend_week"), change, reused.get("signals")]
     return [c for c in ordered if c is not None]
