@@ -88,7 +88,9 @@ def overview(request: Request, survey_id: str, user: Viewer) -> Response:
     ctx.update(
         charts=charts,
         segments=segments,
-        trends=[charts[k] for k in ("trend_week", "trend_month") if k in charts],
+        # without a score there is no score trend; the engagement signals by period stand in for it
+        trends=[charts[k] for k in ("trend_week", "trend_month") if k in charts]
+        or [charts[k] for k in ("signals",) if k in charts and not (s.get("nps") or {}).get("n")],
     )
     return render(request, "overview.html", ctx)
 

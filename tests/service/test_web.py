@@ -397,3 +397,31 @@ def test_upload_without_javascript_analyse_and_every_page_escapes_comments(
     csv = web.get(f"/app/surveys/{sid}/comments.csv", params={"sentiment": "negative"})
     assert csv.status_code == 200 and csv.text.startswith("\ufeff回答ID")
     assert web.get(f"/app/surveys/{sid}/charts/score_distribution.png").headers["content-type"] == "image/png"
+
+
+def test_a_support_export_reads_without_scores_on_every_page(web: Any, runtime: Runtime) -> None:
+    """Support tickets have no score: the pages show themes, sentiment, comments and insights, say why
+    there is no NPS, and none of them fails."""
+    from service.jobs import work
+    from service.uploads import DEFAULT_OPTIONS, accept_upload, store_upload
+
+    path = SURVEY_CP932.parent / "support_tickets.csv"
+    s = runtime.settings
+    with path.open("rb") as fh:
+        stored = store_upload(fh, path.name, s.uploads_dir, s.max_upload_bytes)
+    survey, job = accept_upload(runtime, stored, {**DEFAULT_OPTIONS, "kind": "support"})
+    work.run_all(runtime.job_context(), job.id, s.max_upload_bytes)
+    assert runtime.repo.get_job(job.id).state == "succeeded"  # type: ignore[union-attr]
+    _login(web, "viewer")
+    for page in ("", "/themes", "/drivers", "/comments", "/comments?sentiment=negative", "/insights"):
+        r = web.get(f"/app/surveys/{survey.id}{page}")
+        assert r.status_code == 200, (page, r.text[-800:])
+    overview = web.get(f"/app/surveys/{survey.id}").text
+    assert "スコア列がない" in overview and 'id="count-texts">120<' in overview
+    assert (
+        "うちスコアあり" not in overview and "/charts/signals.png" in overview
+    )  # counts; signals as the trend
+    assert f'href="/app/surveys/{survey.id}/drivers"' not in overview  # no drivers tab without a score ...
+    assert (
+        "スコアがないため、ドライバー分析" in web.get(f"/app/surveys/{survey.id}/drivers").text
+    )  # ... and why
