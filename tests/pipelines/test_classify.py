@@ -51,12 +51,6 @@ def test_negation_and_mixed_comments(bundle) -> None:
     assert [s.sentiment for s in mixed.sentences] == ["negative", "positive"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known miss since the int8 encoder runs each clause alone (2026-11-23): the concessive clause "
-    "「料金は高いけど、」 reads neutral 0.51 / negative 0.44 (0.51 / 0.42 with the retrained heads); it passed "
-    "before only through the batch it was quantised with. strict: this fails loudly once a model change fixes it.",
-)
 def test_concessive_complaint_keeps_its_negative_theme(bundle) -> None:
     (mixed,) = classify_texts(["料金は高いけど、サポートの方はとても親切でした。"], bundle)
     by_theme = {t.id: t.sentiment for t in mixed.themes}
