@@ -213,14 +213,17 @@ def test_small_or_scattered_input_gives_no_clusters() -> None:
 
 @pytest.mark.slow
 def test_a_held_out_theme_is_found_in_real_comments() -> None:
-    """The corpus test split with 価格・料金 (price) removed from the taxonomy: a cluster is mostly about it."""
+    """The corpus test split with 価格・料金 (price) removed from the taxonomy: a cluster is mostly about it.
+
+    The whole split (725 comments): with the heads retrained on 2026-11-23, the price sentences of its first
+    250 comments form two clusters (値段・安い, 63% price; 円・料金, 58%); on the whole split 97% and 90%."""
     from models.bundle import get_bundle
     from pipelines.classify import classify_texts
     from pipelines.discovery import theme_thresholds
     from pipelines.train.corpus import load_corpus
 
     bundle = get_bundle()
-    test = [it for it in load_corpus() if it.split == "test"][:250]
+    test = [it for it in load_corpus() if it.split == "test"]
     results = classify_texts([it.text for it in test], bundle, explain=False)
     answers = []
     for i, r in enumerate(results):
