@@ -193,3 +193,8 @@ class AnalyzedRow:
     segments: dict[str, str]
     answers: dict[str, TextResult]  # question column -> result, answered questions only
     has_error: bool = False
+
+    @classmethod
+    def of(cls, row: SurveyRow, answers: dict[str, TextResult]) -> AnalyzedRow:
+        """The record of an ingested row with its answers' results (a row with issues is flagged)."""
+        return cls(row.row, row.score, row.date, row.segments, answers, has_error=bool(row.issues))

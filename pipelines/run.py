@@ -156,11 +156,7 @@ def _process(
                 writer.write(row, answers, group)
                 errors.write(row.issues)
                 compact = {q: _compact(res, texts) for q, res in answers.items()}
-                analyzed.append(
-                    AnalyzedRow(
-                        row.row, row.score, row.date, row.segments, compact, has_error=bool(row.issues)
-                    )
-                )
+                analyzed.append(AnalyzedRow.of(row, compact))
                 if keep_sentences:
                     sentences.extend(
                         AnswerSentences.from_result(row.row, q, row.date, res) for q, res in answers.items()

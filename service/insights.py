@@ -31,7 +31,7 @@ from pipelines.labelling import (
 from pipelines.records import AnalyzedRow, TextResult
 from service.config import Settings
 from service.jobs.work import ingest_info
-from service.llm import LLMAssistant, assistant_from_settings
+from service.llm import assistant_from_settings
 from service.runtime import Runtime
 from service.storage.insights import (
     NewLabel,
@@ -97,14 +97,10 @@ def load_results(runtime: Runtime, survey: Survey, job: Job) -> AnalysedSurvey:
     answers: list[AnswerSentences] = []
     for row, group, stored in _pages(runtime, survey, job):
         results = {q: TextResult.from_dict(v) for q, v in stored.items()}
-        rows.append(AnalyzedRow(row.row, row.score, row.date, row.segments, results, bool(row.issues)))
+        rows.append(AnalyzedRow.of(row, results))
         groups.append(group)
         answers.extend(AnswerSentences.from_stored(row.row, q, row.date, v) for q, v in stored.items())
     return AnalysedSurvey(rows, groups if info.kind == "survey" else None, answers)
-
-
-def _assistant(runtime: Runtime) -> LLMAssistant | None:
-    return assistant_from_settings(runtime.settings)
 
 
 def _header(survey: Survey, job: Job) -> dict[str, Any]:
@@ -347,7 +343,7 @@ def propose(
     picked = sample_for_labelling(
         items, scores, size=size, seed=runtime.settings.seed if seed is None else seed
     )
-    assistant = _assistant(runtime)
+    assistant = new_assistant(runtime.settings)()
     try:
         proposals = propose_labels([items[i] for i in picked], scores[picked], theme, assistant)
         report = assistant.report() if assistant else None

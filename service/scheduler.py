@@ -99,10 +99,7 @@ def _analysed_survey(runtime: Runtime, survey_id: str) -> tuple[list[AnalyzedRow
     job = repo.get_job(survey.current_job_id) if survey.current_job_id else None
     if job is None or job.summary is None or survey.info is None:
         raise ConfigError(f"survey '{survey_id}' has no finished analysis yet", value=survey_id)
-    rows = [
-        AnalyzedRow(row.row, row.score, row.date, row.segments, answers, has_error=bool(row.issues))
-        for row, answers in repo.iter_analyzed(survey.id, job.id)
-    ]
+    rows = [AnalyzedRow.of(row, answers) for row, answers in repo.iter_analyzed(survey.id, job.id)]
     return rows, ingest_info(survey.info), survey, job
 
 

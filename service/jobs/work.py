@@ -187,9 +187,7 @@ def finalize(ctx: JobContext, job_id: str) -> bool:
     sentences: list[AnswerSentences] = []
     for row, stored in ctx.repo.iter_stored(survey.id, job_id):
         answers = {q: TextResult.from_dict(r) for q, r in stored.items()}
-        analyzed.append(
-            AnalyzedRow(row.row, row.score, row.date, row.segments, answers, has_error=bool(row.issues))
-        )
+        analyzed.append(AnalyzedRow.of(row, answers))
         if ctx.insights is not None and ctx.insights.discovery:
             sentences.extend(AnswerSentences.from_stored(row.row, q, row.date, r) for q, r in stored.items())
     summary = summarize(
