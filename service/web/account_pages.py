@@ -12,11 +12,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pipelines.errors import KoeError
 from service.web import session
 from service.web.deps import check_csrf, render, runtime_of, signed_in
 from service.web.sign_in_throttle import clear_failures, client_of, locked_for, locked_page, record_failure
-from service.web.users import MIN_PASSWORD, UserInfo, change_password
+from service.web.users import MIN_PASSWORD, UserInfo, UserRejected, change_password
 
 __all__ = ["router"]
 
@@ -47,8 +46,8 @@ def password_change(
         return render(request, "account.html", {**ctx, "error": "確認用のパスワードが一致しません。"}, 422)
     try:
         changed = change_password(db, user.id, current_password, new_password)
-    except KoeError as exc:  # the password policy
-        return render(request, "account.html", {**ctx, "error": str(exc)}, 422)
+    except UserRejected as exc:
+        return render(request, "account.html", {**ctx, "error": exc.japanese}, 422)
     if changed is None:
         record_failure(db, settings, user.email, client)
         if wait := locked_for(db, settings, user.email, client):

@@ -23,7 +23,7 @@ from service.storage.taxonomies import VersionConflict, save_taxonomy
 from service.survey_queries import analysed_surveys
 from service.taxonomy_preview import preview_change
 from service.web.deps import check_csrf, render, runtime_of, signed_in
-from service.web.users import ROLES, UserInfo, create_user, list_users, set_disabled, set_role
+from service.web.users import ROLES, UserInfo, UserRejected, create_user, list_users, set_disabled, set_role
 
 __all__ = ["router"]
 
@@ -235,8 +235,8 @@ def admin_user_create(
 ) -> Response:
     try:
         create_user(runtime_of(request).db, email, password, role, name)
-    except KoeError as exc:
-        return admin_page(request, user, message=str(exc))
+    except UserRejected as exc:
+        return admin_page(request, user, message=exc.japanese)
     return RedirectResponse("/app/admin", status_code=303)
 
 
@@ -256,8 +256,8 @@ def admin_user_update(
             set_role(db, user_id, role)
         if disabled is not None:
             set_disabled(db, user_id, disabled == "1")
-    except KoeError as exc:
-        return admin_page(request, user, message=str(exc))
+    except UserRejected as exc:
+        return admin_page(request, user, message=exc.japanese)
     return RedirectResponse("/app/admin", status_code=303)
 
 

@@ -25,6 +25,7 @@ from service.storage.tables import User
 __all__ = [
     "ROLES",
     "UserInfo",
+    "UserRejected",
     "authenticate_user",
     "change_password",
     "check_password",
@@ -96,18 +97,35 @@ class UserInfo:
 def _check(email: str, role: str, password: str | None) -> str:
     email = email.strip().lower()
     if not _EMAIL.fullmatch(email) or len(email) > 320:
-        raise ConfigError("The 'email' of a user must be an e-mail address", value=email)
+        raise UserRejected(
+            "The 'email' of a user must be an e-mail address", "メールアドレスの形式が正しくありません。"
+        )
     if role not in ROLES:
-        raise ConfigError(f"The 'role' of a user must be one of {', '.join(ROLES)}", value=role)
+        raise UserRejected(
+            f"The 'role' of a user must be one of {', '.join(ROLES)}",
+            f"権限は {', '.join(ROLES)} のいずれかにしてください。",
+        )
     if password is not None:
         check_password(password)
     return email
 
 
+class UserRejected(ConfigError):
+    """A user's e-mail, role or password that is refused; ``japanese`` is what the dashboard shows
+    (the English message is the command line's)."""
+
+    def __init__(self, message: str, japanese: str) -> None:
+        super().__init__(message)
+        self.japanese = japanese
+
+
 def check_password(password: str) -> None:
     """The password policy, the same for new users and for changed passwords."""
     if len(password) < MIN_PASSWORD:
-        raise ConfigError(f"The 'password' of a user must be at least {MIN_PASSWORD} characters")
+        raise UserRejected(
+            f"The 'password' of a user must be at least {MIN_PASSWORD} characters",
+            f"パスワードは{MIN_PASSWORD}文字以上にしてください。",
+        )
 
 
 def create_user(db: Database, email: str, password: str, role: str, name: str = "") -> UserInfo:
@@ -125,7 +143,10 @@ def create_user(db: Database, email: str, password: str, role: str, name: str = 
             s.flush()
             return UserInfo.of(row)
     except IntegrityError as exc:
-        raise ConfigError("a user with this e-mail address exists already", value=email) from exc
+        raise UserRejected(
+            f"a user with this e-mail address exists already: {email}",
+            f"{email} のユーザーは既に登録されています。",
+        ) from exc
 
 
 def authenticate_user(db: Database, email: str, password: str) -> UserInfo | None:
@@ -148,7 +169,10 @@ def change_password(db: Database, user_id: int, current: str, new: str) -> UserI
         if row is None or row.disabled_at is not None or not verify_password(current, row.password_hash):
             return None
         if verify_password(new, row.password_hash):
-            raise ConfigError("The new 'password' must differ from the current one")
+            raise UserRejected(
+                "The new 'password' must differ from the current one",
+                "新しいパスワードは現在のパスワードと別のものにしてください。",
+            )
         row.password_hash = hash_password(new)
         s.flush()
         return UserInfo.of(row)
@@ -167,7 +191,10 @@ def list_users(db: Database) -> list[UserInfo]:
 
 def set_role(db: Database, user_id: int, role: str) -> bool:
     if role not in ROLES:
-        raise ConfigError(f"The 'role' of a user must be one of {', '.join(ROLES)}", value=role)
+        raise UserRejected(
+            f"The 'role' of a user must be one of {', '.join(ROLES)}",
+            f"権限は {', '.join(ROLES)} のいずれかにしてください。",
+        )
     with db.session() as s:
         return bool(s.execute(update(User).where(User.id == user_id).values(role=role)).rowcount)  # type: ignore[attr-defined]
 

@@ -216,6 +216,12 @@ def test_admin_manages_users_and_keys(web: Any, runtime: Runtime) -> None:
         follow_redirects=False,
     )
     assert r.status_code == 303 and authenticate_user(runtime.db, "new@example.com", "0123456789ab")
+    # refusals come back on the page in Japanese, like the rest of the dashboard
+    again = {"csrf_token": token, "email": "New@example.com", "password": "0123456789ab", "role": "viewer"}
+    assert "new@example.com のユーザーは既に登録されています" in web.post("/app/admin/users", data=again).text
+    short = {**again, "email": "other@example.com", "password": "short"}
+    assert "パスワードは10文字以上にしてください" in web.post("/app/admin/users", data=short).text
+    assert "権限は" in web.post("/app/admin/users", data={**short, "password": "0123456789ab", "role": "x"}).text
     r = web.post("/app/admin/keys", data={"csrf_token": token, "name": "bi", "scopes": ["upload"]})
     key = re.search(r'id="new-key">(koe_[^<]+)<', r.text)
     assert (
@@ -320,9 +326,9 @@ def test_password_change_needs_the_current_password(web: Any, runtime: Runtime) 
     r = change(PASSWORD, new, "違う確認用のパスワード")
     assert r.status_code == 422 and "一致しません" in r.text
     r = change(PASSWORD, "short")
-    assert r.status_code == 422 and "at least 10 characters" in r.text  # the policy of user creation
+    assert r.status_code == 422 and "10文字以上" in r.text  # the policy of user creation, in Japanese
     r = change(PASSWORD, PASSWORD)
-    assert r.status_code == 422 and "differ" in r.text
+    assert r.status_code == 422 and "現在のパスワードと別のもの" in r.text
     r = change("not my password", new)
     assert r.status_code == 422 and "現在のパスワードが違います" in r.text
     assert authenticate_user(runtime.db, "viewer@example.com", PASSWORD)  # nothing changed so far
