@@ -221,7 +221,9 @@ def test_admin_manages_users_and_keys(web: Any, runtime: Runtime) -> None:
     assert "new@example.com のユーザーは既に登録されています" in web.post("/app/admin/users", data=again).text
     short = {**again, "email": "other@example.com", "password": "short"}
     assert "パスワードは10文字以上にしてください" in web.post("/app/admin/users", data=short).text
-    assert "権限は" in web.post("/app/admin/users", data={**short, "password": "0123456789ab", "role": "x"}).text
+    assert (
+        "権限は" in web.post("/app/admin/users", data={**short, "password": "0123456789ab", "role": "x"}).text
+    )
     r = web.post("/app/admin/keys", data={"csrf_token": token, "name": "bi", "scopes": ["upload"]})
     key = re.search(r'id="new-key">(koe_[^<]+)<', r.text)
     assert (
