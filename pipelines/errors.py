@@ -27,6 +27,7 @@ __all__ = [
     "InputError",
     "KoeError",
     "ModelError",
+    "Refused",
     "RowIssue",
 ]
 
@@ -97,6 +98,15 @@ class ColumnError(InputError):
 
 class ConfigError(KoeError):
     """A setting or a command-line flag has an invalid value."""
+
+
+class Refused(ConfigError):
+    """A value a person typed into the dashboard (a user, a password, an API key's name or scopes) that is
+    refused. ``japanese`` is what the dashboard shows; the English message is the command line's and the API's."""
+
+    def __init__(self, message: str, japanese: str, *, value: str | None = None) -> None:
+        super().__init__(message, value=value)
+        self.japanese = japanese
 
 
 class ModelError(KoeError):

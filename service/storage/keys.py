@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from pipelines.errors import ConfigError
+from pipelines.errors import Refused
 from service.storage.db import Database
 from service.storage.tables import ApiKey
 
@@ -55,8 +55,10 @@ def parse_scopes(scopes: str | list[str]) -> list[str]:
     items = [s.strip() for s in (scopes.split(",") if isinstance(scopes, str) else scopes) if s.strip()]
     unknown = [s for s in items if s not in SCOPES]
     if unknown or not items:
-        raise ConfigError(
-            f"The 'scopes' of an API key must be some of {', '.join(SCOPES)}", value=",".join(items)
+        raise Refused(
+            f"The 'scopes' of an API key must be some of {', '.join(SCOPES)}",
+            f"APIキーの範囲を {', '.join(SCOPES)} から1つ以上選んでください。",
+            value=",".join(items),
         )
     return sorted(set(items))
 
@@ -64,7 +66,11 @@ def parse_scopes(scopes: str | list[str]) -> list[str]:
 def create_key(db: Database, name: str, scopes: str | list[str]) -> tuple[KeyInfo, str]:
     """A new key and its plaintext (the only time it exists outside the caller's hands)."""
     if not name.strip() or len(name) > 100:
-        raise ConfigError("The 'name' of an API key must be 1-100 characters", value=name)
+        raise Refused(
+            "The 'name' of an API key must be 1-100 characters",
+            "APIキーの名前は1〜100文字で入力してください。",
+            value=name,
+        )
     allowed = parse_scopes(scopes)
     prefix = secrets.token_hex(4)
     key = f"koe_{prefix}_{secrets.token_urlsafe(32)}"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from models.taxonomy import Taxonomy
-from pipelines.errors import KoeError
+from pipelines.errors import KoeError, Refused
 from pipelines.report.labels import fmt_share
 from pipelines.report.weekly import last_complete_week
 from pipelines.report.weekly_render import render_weekly_standalone
@@ -267,8 +267,8 @@ async def admin_key_create(request: Request, user: Admin) -> Response:
     scopes = [s for s in form.getlist("scopes") if isinstance(s, str)]
     try:
         _, key = create_key(runtime_of(request).db, str(form.get("name", "")), scopes)
-    except KoeError as exc:
-        return admin_page(request, user, message=str(exc))
+    except Refused as exc:
+        return admin_page(request, user, message=exc.japanese)
     return admin_page(request, user, new_key=key)  # shown once, never stored
 
 

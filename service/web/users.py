@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from pipelines.errors import ConfigError
+from pipelines.errors import Refused
 from service.storage.db import Database
 from service.storage.tables import User
 
@@ -110,13 +110,8 @@ def _check(email: str, role: str, password: str | None) -> str:
     return email
 
 
-class UserRejected(ConfigError):
-    """A user's e-mail, role or password that is refused; ``japanese`` is what the dashboard shows
-    (the English message is the command line's)."""
-
-    def __init__(self, message: str, japanese: str) -> None:
-        super().__init__(message)
-        self.japanese = japanese
+class UserRejected(Refused):
+    """A user's e-mail, role or password that is refused (``japanese``: the dashboard's message)."""
 
 
 def check_password(password: str) -> None:

@@ -224,6 +224,12 @@ def test_admin_manages_users_and_keys(web: Any, runtime: Runtime) -> None:
     assert (
         "権限は" in web.post("/app/admin/users", data={**short, "password": "0123456789ab", "role": "x"}).text
     )
+    no_scope = web.post("/app/admin/keys", data={"csrf_token": token, "name": "bi"})
+    assert "APIキーの範囲を" in no_scope.text and 'id="new-key"' not in no_scope.text
+    assert (
+        "APIキーの名前は1〜100文字"
+        in web.post("/app/admin/keys", data={"csrf_token": token, "name": " ", "scopes": ["upload"]}).text
+    )
     r = web.post("/app/admin/keys", data={"csrf_token": token, "name": "bi", "scopes": ["upload"]})
     key = re.search(r'id="new-key">(koe_[^<]+)<', r.text)
     assert (
