@@ -118,6 +118,7 @@ def check_encoder(trained_on: str | None, encoder_name: str, where: str) -> None
     if trained_on is not None and trained_on != encoder_name:
         raise ModelError(
             f"this model was trained on encoder '{trained_on}' but the loaded encoder is '{encoder_name}'; "
-            f"retrain with `KOE_ENCODER={encoder_name} koe train` or switch KOE_ENCODER back",
+            "retrain the heads on the loaded encoder (`koe train`, with the same KOE_ENCODER setting) "
+            "or set KOE_ENCODER back to the encoder they were trained on",
             file=where,
         )
