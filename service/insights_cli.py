@@ -130,37 +130,24 @@ def _write(out: Path, name: str, key: str, data: dict[str, Any]) -> None:
 def _file_results(args: argparse.Namespace, settings: Settings) -> tuple[Any, Any, list[Any], Any, list[Any]]:
     """Analyse ``--input`` in this process: (bundle, info, analysed rows, groups, answers with sentences)."""
     from pipelines.discovery import AnswerSentences
-    from pipelines.ingest import read_survey
     from pipelines.insights import nps_groups
-    from pipelines.records import AnalyzedRow
-    from pipelines.run import classify_rows
     from service.cli import _mapping
     from service.runtime import base_bundle
+    from service.scheduler import file_rows
 
     bundle = base_bundle(settings)
-    info, rows_iter = read_survey(
+    rows, info = file_rows(
         args.input,
+        bundle,
+        settings,
         encoding=args.encoding,
         kind=args.kind,
         metric=args.metric,
         mapping=_mapping(args),
-        max_bytes=settings.max_upload_bytes,
     )
-    rows: list[Any] = []
-    answers: list[Any] = []
-    batch: list[Any] = []
-
-    def flush() -> None:
-        for row, results in zip(batch, classify_rows(batch, bundle), strict=True):
-            rows.append(AnalyzedRow(row.row, row.score, row.date, row.segments, results, bool(row.issues)))
-            answers.extend(AnswerSentences.from_result(row.row, q, row.date, r) for q, r in results.items())
-        batch.clear()
-
-    for row in rows_iter:
-        batch.append(row)
-        if len(batch) >= settings.classify_batch_size:
-            flush()
-    flush()
+    answers = [
+        AnswerSentences.from_result(r.row, q, r.date, res) for r in rows for q, res in r.answers.items()
+    ]
     return bundle, info, rows, nps_groups(rows, info), answers
 
 

@@ -143,7 +143,7 @@ def file_rows(
     it = iter(rows)
     while chunk := list(islice(it, settings.classify_batch_size)):
         for row, answers in zip(chunk, classify_rows(chunk, bundle), strict=True):
-            out.append(AnalyzedRow(row.row, row.score, row.date, row.segments, answers, bool(row.issues)))
+            out.append(AnalyzedRow.of(row, answers))
     return out, info
 
 
