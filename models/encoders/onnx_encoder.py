@@ -7,8 +7,9 @@ load the cached file. The cache key holds the bundle's and the tuned weights' di
 bundle or new weights build a new graph instead of reusing a stale one.
 
 Token rows of the word table are looked up in numpy from the bundle's 4-bit blocks (the table is
-never expanded). The int8 graph runs one text at a time (its vectors must not depend on the batch; see
-``_sub_batches``); the fp32 graph in length-sorted batches whose padded size stays under a token budget.
+never expanded). Texts run in length-sorted batches whose padded size stays under a token budget; a
+text's vector does not depend on its batch, in int8 too (activations are quantised per token row:
+``models.e5_onnx.per_token_activations``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from models.encoders.base import Encoder, Prefix
 
 __all__ = ["GRAPH_VERSION", "OnnxE5Encoder", "default_cache_dir", "load_tuned_tensors"]
 
-GRAPH_VERSION = 1  # bump when build_graph changes what it writes
+GRAPH_VERSION = 2  # bump when build_graph or quantize changes what they write (2: per-token int8)
 _build_lock = threading.Lock()
 
 
@@ -86,7 +87,9 @@ class OnnxE5Encoder(Encoder):
         self.num_threads = num_threads
         self.token_budget = token_budget
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        kind = "int8" if quantized else "fp32"
+        # the name is what heads record and refuse another for, and what embedding caches are keyed by:
+        # int8 vectors changed with per-token quantisation (graph version 2), so the name says so
+        kind = "int8-per-token" if quantized else "fp32"
         if self.tuned is not None:
             self.tuned_digest = _file_digest(self.tuned)
             self.name = f"onnx-{kind}:e5-small-tuned@{self.tuned_digest[:12]}"
@@ -161,17 +164,10 @@ class OnnxE5Encoder(Encoder):
         return out
 
     def _sub_batches(self, rows: list[list[int]]) -> list[list[int]]:
-        """Which texts run together.
-
-        int8: one text per run. Dynamic quantisation scales the activations of the whole input tensor at
-        once, so a text batched with others (and their padding) gets a slightly different vector, and a
-        label can flip with the company it keeps: the same comment would be classified differently by
-        ``koe analyze``, a job chunk and ``/v1/classify``. Alone, a text's vector depends on the text only;
-        without padding this costs no more CPU than batching.
-        fp32: length-sorted batches whose padded size (count x longest) stays within the token budget.
-        """
-        if self.quantized:
-            return [[i] for i in range(len(rows))]
+        """Which texts run together: length-sorted batches whose padded size (count x longest) stays
+        within the token budget. Batching is safe in int8 as in fp32: every token row is quantised with
+        its own scale, so a text's vector is the same alone and in any company (a test holds that), and
+        ``koe analyze``, a job chunk and ``/v1/classify`` give one comment the same labels."""
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         batches: list[list[int]] = []
         start = 0

