@@ -5,6 +5,7 @@
 Prints one table: sentiment accuracy / macro-F1 / ECE on the corpus test split (comments and
 sentences), on JRTE train+dev (hotel reviews; never trained on) and on the held-out chABSA
 documents; theme micro/macro-F1 and per-theme F1 on the test split; per-theme sentiment accuracy;
+how well needs_review points at errors; custom themes known only by their examples (leave one theme out);
 and, where they install, the dictionary-based peers asari, oseti and pymlask on the same texts.
 Every figure goes through the full ``classify_texts`` path a user gets.
 """
@@ -55,6 +56,24 @@ def sentiment_eval(bundle: ModelBundle, texts: Sequence[str], gold: Sequence[str
     rep = classification_report(gold, pred, LABELS)
     ece = expected_calibration_error(proba, np.array([LABELS.index(g) for g in gold]))
     return {"n": len(gold), "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "ece": ece}  # type: ignore[dict-item]
+
+
+def needs_review_eval(test: list[Any], results: list[Any], Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
+    """How well ``needs_review`` points at the comments worth a person's look: the share flagged, and the
+    error rate (the comment's sentiment or any of its themes wrong) among flagged and unflagged comments."""
+    flagged = np.array([r.needs_review for r in results], bool)
+    wrong = np.array([r.sentiment != it.sentiment for it, r in zip(test, results, strict=True)]) | np.any(
+        Y != P, axis=1
+    )
+
+    def rate(mask: np.ndarray) -> float:
+        return float(wrong[mask].mean()) if mask.any() else float("nan")
+
+    return {
+        "flagged_share": float(flagged.mean()) if len(flagged) else float("nan"),
+        "error_rate_flagged": rate(flagged),
+        "error_rate_unflagged": rate(~flagged),
+    }
 
 
 def peer_labels(texts: list[str], python: str) -> dict[str, list[str] | str]:
@@ -174,6 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"| {t} ({bundle.taxonomy.get(t).name}) | {v['f1']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['support']} |"
         )
+
+    figures["needs_review"] = review = needs_review_eval(test, results, Y, P)
+    print(
+        f"\nneeds_review flags {review['flagged_share']:.1%} of the {len(test)} test comments; error rate "
+        f"(sentiment or any theme wrong) {review['error_rate_flagged']:.1%} flagged against "
+        f"{review['error_rate_unflagged']:.1%} for the rest"
+    )
 
     figures["custom_themes"] = custom_theme_eval(bundle, test, Y)
 
