@@ -27,7 +27,7 @@ from pipelines.errors import (
 )
 from pipelines.ingest.columns import detect_mapping, profile_columns, resolve_overrides
 from pipelines.ingest.header import HeaderLayout, locate_header, positional_name
-from pipelines.ingest.tables import RawRecord, Table, open_table
+from pipelines.ingest.tables import RawRecord, Table, UncachedFormula, open_table
 from pipelines.ingest.values import SCORE_LABELS, CellError, parse_date, parse_score
 from pipelines.nps import Metric, get_metric
 from pipelines.records import IngestInfo, MetricName, SurveyKind, SurveyRow
@@ -202,7 +202,10 @@ class _Plan:
             )
         layout.widen(data)
         columns = layout.columns
-        aligned = [(rec.values if rec.values is not None else rec.cells)[: len(columns)] for rec in data]
+        aligned = [
+            [None if isinstance(v, UncachedFormula) else v for v in (rec.values or rec.cells)[: len(columns)]]
+            for rec in data
+        ]  # a formula without its value says nothing about the column
         profiles = profile_columns(columns, layout.aliases, aligned, m)
         overrides = resolve_overrides(mapping, columns, layout.aliases, file)
         column_mapping = detect_mapping(profiles, kind=cast(SurveyKind, kind), metric=m, overrides=overrides)
@@ -284,6 +287,12 @@ def _sample(table: Table) -> tuple[list[RawRecord], list[RawRecord]]:
 # --------------------------------------------------------------------------- rows
 
 
+_UNCACHED_FORMULA = (
+    "数式の計算結果がファイルに保存されていないため、値を読めません（Excel 以外のプログラムで作られたブック）。"
+    "Excel で開いて保存し直すか、CSV で書き出してください"
+)
+
+
 class _RowConverter:
     """Turns a raw record into a SurveyRow: original cells, parsed fields, and a RowIssue per bad cell."""
 
@@ -313,6 +322,12 @@ class _RowConverter:
             typed = typed + [None] * (width - len(typed))
         original = dict(zip(self.columns, cells, strict=False))
         row = SurveyRow(rec.row, original)
+        if typed is not None and any(isinstance(v, UncachedFormula) for v in typed[:width]):
+            typed, cells = list(typed), list(cells)
+            for j in range(width):
+                if isinstance(typed[j], UncachedFormula):
+                    self._issue(row, j, _UNCACHED_FORMULA)
+                    typed[j], cells[j] = None, ""  # kept in the row's original cells, not read as a value
         if self.score is not None and self.metric is not None:
             value = typed[self.score] if typed is not None else cells[self.score]
             try:

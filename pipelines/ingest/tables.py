@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import warnings
 from collections import Counter
 from collections.abc import Generator
@@ -32,12 +33,20 @@ from pipelines.ingest.encoding import (
 )
 from pipelines.ingest.values import cell_text
 
-__all__ = ["CsvTable", "RawRecord", "Table", "XlsxTable", "open_table", "sniff_delimiter"]
+__all__ = ["CsvTable", "RawRecord", "Table", "UncachedFormula", "XlsxTable", "open_table", "sniff_delimiter"]
 
 DELIMITERS = (",", "\t", ";")
 _SNIFF_RECORDS = 100
 # Sheet names that say "this is the response data" (Google Forms writes "フォームの回答 1").
 _DATA_SHEET_WORDS = ("回答", "データ", "結果", "data", "response", "result", "raw", "export")
+
+
+@dataclass(frozen=True, slots=True)
+class UncachedFormula:
+    """A formula cell whose workbook holds no computed value: files written by a program (openpyxl,
+    pandas, some survey tools) rather than saved by Excel. Its text is the formula; the reader reports it."""
+
+    formula: str
 
 
 @dataclass(slots=True)
@@ -178,9 +187,10 @@ class XlsxTable(Table):
         finally:
             wb.close()
             fh.close()
+        self.has_formulas = _has_formulas(path)
 
-    def _open(self) -> tuple[Any, BinaryIO]:
-        """The workbook (read-only, cached values) and the file handle it reads from; close both."""
+    def _open(self, *, data_only: bool = True) -> tuple[Any, BinaryIO]:
+        """The workbook (read-only; cached values, or formulas) and the file handle it reads from; close both."""
         from openpyxl import load_workbook
 
         # A handle, not the path: openpyxl refuses paths whose extension is not .xlsx, and the content decides.
@@ -189,7 +199,7 @@ class XlsxTable(Table):
             with warnings.catch_warnings():
                 # openpyxl warns about styles, data validation and extensions it drops; none of it matters here.
                 warnings.simplefilter("ignore")
-                return load_workbook(fh, read_only=True, data_only=True), fh
+                return load_workbook(fh, read_only=True, data_only=data_only), fh
         except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException, XML errors …
             fh.close()
             raise InputError(
@@ -199,16 +209,61 @@ class XlsxTable(Table):
             ) from exc
 
     def records(self) -> Generator[RawRecord, None, None]:
+        """Rows of cached values. A workbook with formulas is read a second time, in step, for its formulas:
+        a formula cell without a cached value becomes an ``UncachedFormula`` instead of a silent blank."""
         wb, fh = self._open()
+        formulas = self._open(data_only=False) if self.has_formulas else None
         try:
             ws = wb[self.sheet]
             ws.reset_dimensions()  # some writers record a wrong used range; read every row there is
+            raw_rows = None
+            if formulas is not None:
+                raw_ws = formulas[0][self.sheet]
+                raw_ws.reset_dimensions()
+                raw_rows = raw_ws.iter_rows(values_only=True)
             for row, values in enumerate(ws.iter_rows(values_only=True), start=1):
                 typed = [_plain_number(v) for v in values]
-                yield RawRecord(row, [cell_text(v) for v in typed], typed)
+                if raw_rows is not None:
+                    raw = next(raw_rows, ())
+                    for j, value in enumerate(typed):
+                        formula = _formula_text(raw[j]) if value is None and j < len(raw) else None
+                        if formula:
+                            typed[j] = UncachedFormula(formula)
+                cells = [v.formula if isinstance(v, UncachedFormula) else cell_text(v) for v in typed]
+                yield RawRecord(row, cells, typed)
         finally:
             wb.close()
             fh.close()
+            if formulas is not None:
+                formulas[0].close()
+                formulas[1].close()
+
+
+def _formula_text(raw: Any) -> str | None:
+    """The formula of a cell read with ``data_only=False`` (a string starting with ``=``, or an array formula)."""
+    text = raw if isinstance(raw, str) else getattr(raw, "text", None)
+    return text if isinstance(text, str) and text.startswith("=") else None
+
+
+_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
+
+
+def _has_formulas(path: Path) -> bool:
+    """Whether any worksheet holds a formula (an ``<f>`` element): a byte scan of the decompressed sheets,
+    so workbooks without formulas are parsed once."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                continue
+            with z.open(name) as fh:
+                tail = b""
+                while chunk := fh.read(1 << 20):
+                    if _FORMULA_TAG.search(tail + chunk):
+                        return True
+                    tail = chunk[-32:]
+    return False
 
 
 def _plain_number(value: Any) -> Any:

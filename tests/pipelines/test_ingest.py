@@ -758,3 +758,44 @@ def test_an_unconsumed_iterator_holds_no_open_file(tmp_path: Path) -> None:
     assert next(rows).score == 9
     del rows
     gc.collect()
+
+
+def test_xlsx_formula_without_a_cached_value_is_reported_not_blank(tmp_path: Path) -> None:
+    """A workbook written by a program (here openpyxl) stores formulas without their results; the cached
+    value reads as empty. The cell is reported with its formula, kept in the row, and not read as an answer."""
+    path = write_xlsx(
+        tmp_path / "generated.xlsx",
+        {
+            "回答": [
+                ["推奨度", "理由"],
+                [9, "とても良い"],
+                ["=4+5", '="配送が"&"遅い"'],
+                [3, "遅い"],
+            ]
+        },
+    )
+    info, rows = read_all(path)
+    assert info.mapping.score == "推奨度" and info.mapping.texts == ["理由"]
+    assert [r.score for r in rows] == [9, None, 3]
+    assert rows[1].texts == {} and rows[1].original == {"推奨度": "=4+5", "理由": '="配送が"&"遅い"'}
+    issues = [(i.row, i.column, i.value) for i in rows[1].issues]
+    assert issues == [(3, "推奨度", "=4+5"), (3, "理由", '="配送が"&"遅い"')]
+    assert "数式の計算結果" in rows[1].issues[0].message
+    assert rows[0].issues == [] and rows[2].issues == []
+
+
+def test_xlsx_without_formulas_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.ingest import tables
+
+    path = write_xlsx(tmp_path / "plain.xlsx", {"回答": [["推奨度", "理由"], [9, "料金=高い <f> ではない"]]})
+    assert not tables._has_formulas(path)
+    opened: list[bool] = []
+    real_open = tables.XlsxTable._open
+
+    def counting(self: Any, *, data_only: bool = True) -> Any:
+        opened.append(data_only)
+        return real_open(self, data_only=data_only)
+
+    monkeypatch.setattr(tables.XlsxTable, "_open", counting)
+    _, rows = read_all(path)
+    assert False not in opened and rows[0].issues == []
