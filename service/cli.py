@@ -95,9 +95,8 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
             f"NPS {nps['score']:+.1f} (95% CI {lo:+.1f} .. {hi:+.1f}, n={nps['n']}: "
             f"promoters {nps['promoters']}, passives {nps['passives']}, detractors {nps['detractors']})"
         )
-    top = [f"{t['label']} {t['mentions']}" for t in (summary.get("themes") or [])[:5]]
-    if top:
-        lines.append("top themes: " + ", ".join(top))
+    top = [f"{t['label']} {t['mentions']}" for t in (summary.get("themes") or [])[:5] if t["mentions"]]
+    lines.append("top themes: " + (", ".join(top) if top else "(no theme found in any answer)"))
     issues = (summary.get("issues") or {}).get("count", 0)
     lines.append(f"rows: {summary['input']['rows']}, rows with issues: {issues} (see errors.csv)")
     lines.append(

@@ -223,3 +223,16 @@ def test_train_learns_a_custom_theme_from_labelled_comments(tmp_path: Path, caps
     assert "themes_test" in capsys.readouterr().out
     bundle = load_bundle(tmp_path / "art", taxonomy_path=taxonomy)
     assert "packaging" in bundle.themes.theme_ids_  # trained, no longer a prototype-only theme
+
+
+def test_headline_lists_only_themes_that_were_found(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from service.cli import _print_headline
+
+    themes = [{"label": "品質", "mentions": 3}, {"label": "感謝", "mentions": 0}]
+    summary = {"nps": {"score": None}, "themes": themes, "issues": {"count": 1}, "input": {"rows": 4}}
+    _print_headline(summary, tmp_path)
+    assert "top themes: 品質 3\n" in capsys.readouterr().out
+    _print_headline({**summary, "themes": [{"label": "感謝", "mentions": 0}]}, tmp_path)
+    assert "top themes: (no theme found in any answer)" in capsys.readouterr().out
