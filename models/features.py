@@ -7,8 +7,9 @@ with its head and saved inside the head's artifact.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,12 @@ class TextBatch:
     emb: np.ndarray  # (n, dim) unit-norm embeddings
     lemmas: Sequence[Sequence[str]]
     texts: Sequence[str]  # normalised, PII-masked
+    # Term counts kept per analyzer when given a dict (the classify stage does): the sentiment and theme heads
+    # read the same batch and count the same texts' lemmas and character n-grams, half of the heads' time.
+    # Training batches pass none: they are large and read once per fit.
+    counts_memo: dict[tuple[str, tuple[int, int]], list[Counter[str]]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not (len(self.emb) == len(self.lemmas) == len(self.texts)):
@@ -33,6 +40,15 @@ class TextBatch:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def term_counts(self, vec: SparseTfidf) -> list[Counter[str]] | None:
+        """The texts' (or lemma lists') term counts for ``vec``, from the memo; None when the batch keeps none."""
+        if self.counts_memo is None:
+            return None
+        key = vec.counts_key
+        if key not in self.counts_memo:
+            self.counts_memo[key] = vec.term_counts(self.lemmas if vec.analyzer == "lemma" else self.texts)
+        return self.counts_memo[key]
 
     def take(self, index: Sequence[int] | np.ndarray) -> TextBatch:
         idx = [int(i) for i in index]
@@ -77,11 +93,15 @@ class Featurizer:
     def transform(self, batch: TextBatch) -> sp.csr_matrix:
         parts = [sp.csr_matrix(np.asarray(batch.emb, dtype=np.float32))]
         if self.lemma_weight:
-            parts.append(self.lemma_.transform(batch.lemmas) * self.lemma_weight)
+            parts.append(
+                self.lemma_.transform(batch.lemmas, counts=batch.term_counts(self.lemma_)) * self.lemma_weight
+            )
         else:
             parts.append(sp.csr_matrix((len(batch), len(self.lemma_.terms_)), dtype=np.float32))
         if self.char_weight:
-            parts.append(self.char_.transform(batch.texts) * self.char_weight)
+            parts.append(
+                self.char_.transform(batch.texts, counts=batch.term_counts(self.char_)) * self.char_weight
+            )
         else:
             parts.append(sp.csr_matrix((len(batch), len(self.char_.terms_)), dtype=np.float32))
         return sp.hstack(parts, format="csr", dtype=np.float32)
@@ -98,9 +118,11 @@ class Featurizer:
         lo = self.dim_
         hi = lo + len(self.lemma_.terms_)
         if self.lemma_weight:
-            out += (self.lemma_.transform(batch.lemmas) @ coef_t[lo:hi]) * self.lemma_weight
+            lemma_rows = self.lemma_.transform(batch.lemmas, counts=batch.term_counts(self.lemma_))
+            out += (lemma_rows @ coef_t[lo:hi]) * self.lemma_weight
         if self.char_weight:
-            out += (self.char_.transform(batch.texts) @ coef_t[hi:]) * self.char_weight
+            char_rows = self.char_.transform(batch.texts, counts=batch.term_counts(self.char_))
+            out += (char_rows @ coef_t[hi:]) * self.char_weight
         return np.asarray(out)
 
     def lemma_column(self, lemma: str) -> int | None:

@@ -63,15 +63,28 @@ class SparseTfidf:
         self.idf_ = np.array([math.log((1 + n_docs) / (1 + n)) + 1.0 for _, n in kept], dtype=np.float32)
         return self
 
-    def transform(self, docs: Sequence[str | Sequence[str]]) -> sp.csr_matrix:
+    @property
+    def counts_key(self) -> tuple[str, tuple[int, int]]:
+        """What decides a document's term counts (not the vocabulary): vectorisers with the same key count alike."""
+        return (self.analyzer, self.ngram_range)
+
+    def term_counts(self, docs: Sequence[str | Sequence[str]]) -> list[Counter[str]]:
+        return [Counter(self.terms_of(doc)) for doc in docs]
+
+    def transform(
+        self, docs: Sequence[str | Sequence[str]], *, counts: Sequence[Counter[str]] | None = None
+    ) -> sp.csr_matrix:
+        """TF-IDF rows of ``docs``; ``counts`` are their ``term_counts`` when the caller already has them."""
         if not hasattr(self, "vocabulary_"):
             raise NotFittedError(f"This SparseTfidf({self.analyzer!r}) is not fitted yet; call 'fit' first")
+        if counts is not None and len(counts) != len(docs):
+            raise ValueError(f"{len(counts)} term counts for {len(docs)} documents")
         indptr: list[int] = [0]
         indices: list[int] = []
         data: list[float] = []
-        for doc in docs:
+        for doc_counts in counts if counts is not None else map(Counter, map(self.terms_of, docs)):
             cols, vals = [], []
-            for term, count in Counter(self.terms_of(doc)).items():
+            for term, count in doc_counts.items():
                 col = self.vocabulary_.get(term)
                 if col is not None:
                     cols.append(col)

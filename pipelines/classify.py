@@ -60,12 +60,16 @@ def comment_embeddings(clause_emb: np.ndarray, prepared: Sequence[Prepared]) -> 
 def batches(prepared: Sequence[Prepared], clause_emb: np.ndarray) -> tuple[TextBatch, TextBatch]:
     """The comment-level and clause-level feature batches of prepared texts, from their clause embeddings."""
     comments = TextBatch(
-        comment_embeddings(clause_emb, prepared), [p.lemmas for p in prepared], [p.text for p in prepared]
+        comment_embeddings(clause_emb, prepared),
+        [p.lemmas for p in prepared],
+        [p.text for p in prepared],
+        counts_memo={},  # both heads read these batches: count each text's terms once
     )
     clauses = TextBatch(
         clause_emb,
         [lemmas for p in prepared for lemmas in p.clause_lemmas],
         [c for p in prepared for c in p.clauses],
+        counts_memo={},
     )
     return comments, clauses
 

@@ -160,3 +160,27 @@ def test_blockwise_logits_equal_the_stacked_product(weights) -> None:
     head.coef_ = head.coef_ * 2.0
     assert np.allclose(head.features_.logits(X, head._coef_t), 2.0 * stacked, atol=1e-5)
     assert not hasattr(SentimentHead(), "coef_")
+
+
+def test_term_counts_are_shared_by_both_heads_and_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch with a counts memo (the classify stage's) counts each text's terms once per analyzer for
+    the sentiment and the theme head together, and the probabilities are exactly those of a batch without."""
+    sentiment, X = _fit_sentiment()
+    themes, _ = _fit_themes()
+    plain = TextBatch(X.emb, X.lemmas, X.texts)
+    shared = TextBatch(X.emb, X.lemmas, X.texts, counts_memo={})
+    calls: list[str] = []
+    real = SparseTfidf.term_counts
+
+    def counting(self: SparseTfidf, docs: object) -> object:
+        calls.append(self.analyzer)
+        return real(self, docs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SparseTfidf, "term_counts", counting)
+    got = (sentiment.predict_proba(shared), themes.predict_proba(shared))
+    assert sorted(calls) == ["char", "lemma"]  # once each, for both heads
+    assert np.array_equal(got[0], sentiment.predict_proba(plain))
+    assert np.array_equal(got[1], themes.predict_proba(plain))
+    assert sorted(calls) == ["char", "lemma"]  # a batch without a memo does not keep counts
+    with pytest.raises(ValueError, match="term counts"):
+        SparseTfidf("lemma", min_df=1).fit([["a"]]).transform([["a"], ["b"]], counts=[])
