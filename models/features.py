@@ -25,9 +25,10 @@ class TextBatch:
     emb: np.ndarray  # (n, dim) unit-norm embeddings
     lemmas: Sequence[Sequence[str]]
     texts: Sequence[str]  # normalised, PII-masked
-    # Term counts kept per analyzer when given a dict (the classify stage does): the sentiment and theme heads
-    # read the same batch and count the same texts' lemmas and character n-grams, half of the heads' time.
-    # Training batches pass none: they are large and read once per fit.
+    # Term counts kept per analyzer when given a dict: the sentiment and theme heads read the same batch and
+    # would count the same texts' lemmas and character n-grams twice, half of the heads' time. The classify
+    # stage's batches keep one (``pipelines.classify.batches``); batches made by ``take`` / ``concat``, as
+    # training's folds are, keep none (large, and read once per fit).
     counts_memo: dict[tuple[str, tuple[int, int]], list[Counter[str]]] | None = field(
         default=None, repr=False, compare=False
     )
