@@ -104,6 +104,11 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def pause(self, paused: bool) -> None:
+        """Freeze (SIGSTOP) or resume (SIGCONT) the worker, so a state seen while frozen is the state it dies in."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGSTOP if paused else signal.SIGCONT)
+
     def kill(self) -> None:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):  # it may have exited since
@@ -175,12 +180,23 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path: Path, pg_url: str, broker
         first = Worker("first", with_broker, tmp_path)
         workers.append(first)
 
-        def holding_a_chunk() -> bool:
-            assert first.alive(), f"the first worker exited:\n{first.output()}"
+        def stranding() -> bool:
             _, n_done = runtime.repo.progress(job_id)
             assert n_done < len(chunks) - 1, "the first worker got too far before the kill"
             # at least 2 chunks committed, and a delivered, unacknowledged message: the one the kill strands
             return n_done >= 2 and broker.hlen("unacked") >= 1
+
+        def holding_a_chunk() -> bool:
+            """Seen, then seen again with the worker frozen: it could otherwise ack the message between this
+            check and the kill, and the kill would strand nothing (it happened once in a .ci/run)."""
+            assert first.alive(), f"the first worker exited:\n{first.output()}"
+            if not stranding():
+                return False
+            first.pause(True)
+            if stranding():
+                return True  # stays frozen until the kill
+            first.pause(False)
+            return False
 
         wait_for(holding_a_chunk, timeout=TIMEOUT, every=0.02)
         first.kill()
