@@ -13,7 +13,6 @@ without VNNI int8 gains little over fp32.
 from __future__ import annotations
 
 import argparse
-import logging
 import random
 import sys
 import tempfile
@@ -25,23 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.e5_onnx import quantize
+from models.e5_onnx import quantize, quantize_per_tensor
 from models.encoders import load_encoder
 from pipelines.normalize import normalize_text
 from pipelines.train.external import load_jrte
-
-
-def per_tensor(src: Path, dst: Path, *, reduce_range: bool) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        str(src),
-        str(dst),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=reduce_range,
-        op_types_to_quantize=["MatMul"],
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import onnxruntime as ort
 
-    logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice on pre-processing
     enc: Any = load_encoder("e5-tuned-fp32")
     fp32 = enc.graph_path()
     enc.encode(["warm-up: builds the fp32 graph if it is not cached"])
@@ -60,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     graphs = {"fp32": fp32}
     for name, rr in (("per-tensor, 8-bit weights", False), ("per-tensor, 7-bit weights", True)):
         graphs[name] = tmp / f"{len(graphs)}.onnx"
-        per_tensor(fp32, graphs[name], reduce_range=rr)
+        quantize_per_tensor(fp32, graphs[name], reduce_range=rr)
     graphs["per-token, 7-bit weights (koe)"] = tmp / "koe.onnx"
     quantize(fp32, graphs["per-token, 7-bit weights (koe)"])
 

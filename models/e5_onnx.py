@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OPSET", "build_graph", "per_token_activations", "quantize"]
+__all__ = ["OPSET", "build_graph", "per_token_activations", "quantize", "quantize_per_tensor"]
 
 OPSET = 18
 
@@ -156,9 +156,20 @@ def build_graph(tensors: Mapping[str, np.ndarray], *, layers: int, heads: int, e
 def quantize(src: Path, dst: Path) -> None:
     """Int8 MatMul weights per output channel (onnxruntime's dynamic quantisation), activations
     quantised per token row (``per_token_activations``)."""
+    import onnx
+
+    quantize_per_tensor(src, dst, reduce_range=True)
+    model = per_token_activations(onnx.load(str(dst)))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
+def quantize_per_tensor(src: Path, dst: Path, *, reduce_range: bool) -> None:
+    """onnxruntime's dynamic int8 quantisation of every MatMul: weights per output channel (7-bit with
+    ``reduce_range``), activations with one scale per input tensor. ``quantize`` starts from it;
+    ``benchmarks/int8_variants.py`` compares the two."""
     import logging
 
-    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -170,14 +181,11 @@ def quantize(src: Path, dst: Path) -> None:
             str(dst),
             weight_type=QuantType.QInt8,
             per_channel=True,
-            reduce_range=True,
+            reduce_range=reduce_range,
             op_types_to_quantize=["MatMul"],
         )
     finally:
         root.setLevel(level)
-    model = per_token_activations(onnx.load(str(dst)))
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
 
 
 def per_token_activations(model: Any) -> Any:
