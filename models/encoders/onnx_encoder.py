@@ -166,9 +166,11 @@ class OnnxE5Encoder(Encoder):
     def _sub_batches(self, rows: list[list[int]]) -> list[list[int]]:
         """Which texts run together: length-sorted batches whose padded size (count x longest) stays
         within the token budget (1,024 by default: on 1,287 corpus clauses, 2 cores, AVX2, 149-150
-        clauses/s against 118-126 at 4,096 and 105-115 at 16,384; larger batches leave the CPU caches). Batching is safe in int8 as in fp32: every token row is quantised with
-        its own scale, so a text's vector is the same alone and in any company (a test holds that), and
-        ``koe analyze``, a job chunk and ``/v1/classify`` give one comment the same labels."""
+        clauses/s against 118-126 at 4,096 and 105-115 at 16,384; larger batches leave the CPU caches).
+
+        Batching is safe in int8 as in fp32: every token row is quantised with its own scale, so a
+        text's vector is the same alone and in any company (a test holds that), and ``koe analyze``, a
+        job chunk and ``/v1/classify`` give one comment the same labels."""
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         batches: list[list[int]] = []
         start = 0
