@@ -235,7 +235,7 @@ def nps_difference(
     Net scores: each sample gets the adjusted Wald pseudo-counts, and the interval is
     ``(ã_cur − ã_prev) ± z·√(Var_cur + Var_prev)`` (the variances of independent samples add).
     csat: Newcombe's hybrid score interval on the two %satisfied. ``delta`` is the observed difference;
-    the interval is widened to contain it if needed. ``significant``: the interval excludes 0.
+    the interval is widened to contain it if needed. ``significant``: the interval, as shown (0.1 point), excludes 0.
     Either sample empty: delta, ci95 and significant are None.
     """
     m = get_metric(metric)
@@ -262,8 +262,10 @@ def nps_difference(
         lo, hi = newcombe_interval(a["promoters"], na, b["promoters"], nb)
     lo, hi = min(lo, delta), max(hi, delta)
     out["delta"] = _r(100 * delta, 1)
-    out["ci95"] = [_r(100 * lo, 1), _r(100 * hi, 1)]
-    out["significant"] = bool(lo > 0 or hi < 0)
+    out["ci95"] = shown = [_r(100 * lo, 1), _r(100 * hi, 1)]
+    # judged on the interval as shown: a lower bound of 0.04 points reads 0.0, and "significant" next to
+    # an interval that starts at 0.0 would contradict it
+    out["significant"] = bool(shown[0] > 0 or shown[1] < 0)
     return out
 
 
