@@ -9,6 +9,12 @@ Graph inputs: ``inputs_embeds`` (batch, length, 384) float32 and ``attention_mas
 float32 (1 for a token, 0 for padding). Output: ``embedding`` (batch, 384), the mean of the last
 hidden states over the real tokens, L2-normalised: the e5 sentence embedding.
 
+The graph uses three of onnxruntime's own kernels (domain ``com.microsoft``): ``MultiHeadAttention`` (q, k
+and v come from one MatMul and a Split; the kernel adds their biases, scales, masks padding and merges the
+heads, where plain ONNX needed four transposes and eight element-wise ops per layer), ``BiasGelu`` (fi's
+bias and the exact erf GELU) and, in int8, ``MatMulIntegerToFloat``. The graph runs on onnxruntime only,
+which is the only runtime koe uses; fp32 vectors match the plain-ONNX graph to cosine 0.999999.
+
 ``quantize`` applies onnxruntime's dynamic int8 quantisation to the MatMul weights (per output
 channel), then ``per_token_activations`` replaces its per-tensor activation quantisation by one scale per
 token row. onnxruntime's ``DynamicQuantizeLinear`` picks one scale and zero point for a whole input tensor,
@@ -17,7 +23,9 @@ could flip with the company it kept. One symmetric scale per row (max |x| / 127,
 every token's quantisation depend on that token only: a text's vector is the same alone and in any batch
 (to float rounding, ~1e-7), so the int8 encoder can run length-bucketed batches, and per-token scales
 follow fp32 more closely than one scale per tensor (on 300 JRTE sentences: cosine 0.9989 to fp32,
-against 0.995).
+against 0.995). With the fused kernels the int8 graph runs 1.5x faster than the same quantisation
+written in plain ONNX ops (graph version 2), where the row-wise quantise and rescale ops took a quarter
+of the time.
 
 Weights use 7 bits (``reduce_range``). On CPUs without VNNI (AVX2) onnxruntime multiplies uint8 by int8
 with ``vpmaddubsw``, which saturates a pair's sum at 32,767: with 8-bit weights and activations spread over
@@ -28,7 +36,6 @@ fp32 is nil (0.9989 either way on those sentences).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,7 +53,6 @@ def build_graph(tensors: Mapping[str, np.ndarray], *, layers: int, heads: int, e
     from onnx import TensorProto, helper, numpy_helper
 
     hidden = int(tensors["emb.ln.w"].shape[0])
-    head_dim = hidden // heads
     nodes: list[Any] = []
     inits: list[Any] = []
 
@@ -73,11 +79,7 @@ def build_graph(tensors: Mapping[str, np.ndarray], *, layers: int, heads: int, e
     const("axes1", np.array([1], np.int64))
     const("axes_last", np.array([-1], np.int64))
     const("zero", np.array([0], np.int64))
-    const("heads_shape", np.array([0, 0, heads, head_dim], np.int64))
-    const("merge_shape", np.array([0, 0, hidden], np.int64))
-    const("scale", np.array(1.0 / math.sqrt(head_dim), np.float32))
     const("one", np.array(1.0, np.float32))
-    const("neg_big", np.array(-1e4, np.float32))
     const("tiny", np.array(1e-12, np.float32))
 
     # embeddings: word rows (input) + positions 0..T-1 + token type 0, then LayerNorm
@@ -92,39 +94,33 @@ def build_graph(tensors: Mapping[str, np.ndarray], *, layers: int, heads: int, e
     x = node("Add", [node("Add", ["inputs_embeds", positions], "emb.sum"), token_type], "emb.sum2")
     x = layer_norm(x, "emb.ln", "emb.out")
 
-    # additive attention mask (batch, 1, 1, T): 0 for tokens, -1e4 for padding
-    mask4 = node("Unsqueeze", ["attention_mask", const("axes12", np.array([1, 2], np.int64))], "mask4")
-    bias = node("Mul", [node("Sub", ["one", mask4], "mask_inv"), "neg_big"], "mask_bias")
+    # key padding mask for the attention kernel: 1 for a token, 0 for padding
+    key_mask = node("Cast", ["attention_mask"], "key_mask", to=TensorProto.INT32)
 
     for i in range(layers):
         p = f"l{i}"
-        split = {}
-        for part in ("q", "k", "v"):
-            h = node("Reshape", [linear(x, f"{p}.{part}"), "heads_shape"], f"{p}.{part}.heads")
-            perm = [0, 2, 3, 1] if part == "k" else [0, 2, 1, 3]
-            split[part] = node("Transpose", [h], f"{p}.{part}.t", perm=perm)
-        scores = node("MatMul", [split["q"], split["k"]], f"{p}.scores")
-        scores = node("Add", [node("Mul", [scores, "scale"], f"{p}.scaled"), bias], f"{p}.masked")
-        probs = node("Softmax", [scores], f"{p}.probs", axis=-1)
-        ctx = node("MatMul", [probs, split["v"]], f"{p}.ctx")
-        ctx = node("Transpose", [ctx], f"{p}.ctx.t", perm=[0, 2, 1, 3])
-        ctx = node("Reshape", [ctx, "merge_shape"], f"{p}.ctx.merged")
+        # one MatMul for q, k and v (x is read, and in int8 quantised, once); their biases go to the kernel
+        qkv_w = np.concatenate([tensors[f"{p}.{part}.w"].T for part in ("q", "k", "v")], axis=1)
+        qkv = node("MatMul", [x, const(f"{p}.qkv.w", qkv_w.astype(np.float32))], f"{p}.qkv.mm")
+        q, k, v = (f"{p}.{part}.mm" for part in ("q", "k", "v"))
+        nodes.append(helper.make_node("Split", [qkv], [q, k, v], name=f"{p}.split", axis=-1, num_outputs=3))
+        qkv_b = np.concatenate([tensors[f"{p}.{part}.b"] for part in ("q", "k", "v")])
+        ctx = node(
+            "MultiHeadAttention",
+            [q, k, v, const(f"{p}.qkv.b", qkv_b.astype(np.float32)), key_mask],
+            f"{p}.ctx",
+            domain="com.microsoft",
+            num_heads=heads,
+        )
         attn = linear(ctx, f"{p}.ao")
         x = layer_norm(node("Add", [x, attn], f"{p}.res1"), f"{p}.aln", f"{p}.x1")
-        mid = linear(x, f"{p}.fi")
-        # exact GELU: 0.5 * x * (1 + erf(x / sqrt 2))
-        erf = node(
-            "Erf",
-            [node("Mul", [mid, const(f"{p}.rsqrt2", np.array(1 / math.sqrt(2), np.float32))], f"{p}.gs")],
-            f"{p}.erf",
-        )
+        # fi's bias and the exact (erf) GELU in one kernel
+        mid = node("MatMul", [x, const(f"{p}.fi.w", tensors[f"{p}.fi.w"].T.astype(np.float32))], f"{p}.fi.mm")
         gelu = node(
-            "Mul",
-            [
-                node("Mul", [mid, node("Add", [erf, "one"], f"{p}.erf1")], f"{p}.g1"),
-                const(f"{p}.half", np.array(0.5, np.float32)),
-            ],
+            "BiasGelu",
+            [mid, const(f"{p}.fi.b", tensors[f"{p}.fi.b"].astype(np.float32))],
             f"{p}.gelu",
+            domain="com.microsoft",
         )
         out = linear(gelu, f"{p}.fo")
         x = layer_norm(node("Add", [x, out], f"{p}.res2"), f"{p}.oln", f"{p}.x2")
@@ -147,7 +143,11 @@ def build_graph(tensors: Mapping[str, np.ndarray], *, layers: int, heads: int, e
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="koe")
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)],
+        producer_name="koe",
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
@@ -170,6 +170,7 @@ def quantize_per_tensor(src: Path, dst: Path, *, reduce_range: bool) -> None:
     ``benchmarks/int8_variants.py`` compares the two."""
     import logging
 
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -183,6 +184,8 @@ def quantize_per_tensor(src: Path, dst: Path, *, reduce_range: bool) -> None:
             per_channel=True,
             reduce_range=reduce_range,
             op_types_to_quantize=["MatMul"],
+            # shape inference cannot type the outputs of onnxruntime's own kernels (com.microsoft)
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
     finally:
         root.setLevel(level)
@@ -199,17 +202,18 @@ def per_token_activations(model: Any) -> Any:
     which becomes::
 
         s = Max(ReduceMax(|x|, last axis), tiny) / 127  # (..., 1): one scale per row
-        q = Cast<uint8>(Clip(Round(x / s) + 128, 0, 255)); z = 128
-        y = Mul(Mul(Cast(MatMulInteger(q, Wq, z, Wz)), Ws), s)
+        q = QuantizeLinear(x, s, 128) per row            # x as (rows, K), s as (rows,)
+        y = Mul(MatMulIntegerToFloat(q, Wq, 1, Ws, 128, Wz), s)
 
-    The column scale is applied before the row scale on purpose: onnxruntime's graph optimiser fuses
-    MatMulInteger -> Cast -> Mul(scale) into ``MatMulIntegerToFloat``, which takes that scale per tensor
-    or per column, so a row scale in that position gives wrong vectors (cosine 0.87 to fp32 instead of
-    0.999). Any other shape of graph raises, so a change in the quantiser fails here, at build time.
+    ``MatMulIntegerToFloat`` (onnxruntime's contrib kernel) multiplies, converts and applies the column
+    scales in one pass; the row scale follows. ``QuantizeLinear`` along axis 0 of the (rows, K) view divides,
+    rounds (half to even), shifts and saturates in one pass too. Any other shape of graph raises, so a change
+    in the quantiser fails here, at build time.
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     g = model.graph
+    producer = {out: n for n in g.node for out in n.output}
     consumers: dict[str, list[Any]] = {}
     for n in g.node:
         for name in n.input:
@@ -221,10 +225,9 @@ def per_token_activations(model: Any) -> Any:
     rewritten: dict[int, list[Any]] = {}  # id(old node) -> the nodes that replace it
     inits = [
         numpy_helper.from_array(np.array([-1], np.int64), "pt.last_axis"),
+        numpy_helper.from_array(np.array([-1], np.int64), "pt.flat"),
         numpy_helper.from_array(np.array(127.0, np.float32), "pt.127"),
-        numpy_helper.from_array(np.array(128.0, np.float32), "pt.128"),
-        numpy_helper.from_array(np.array(0.0, np.float32), "pt.0"),
-        numpy_helper.from_array(np.array(255.0, np.float32), "pt.255"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "pt.1"),
         numpy_helper.from_array(np.array(1e-12, np.float32), "pt.tiny"),
     ]
 
@@ -240,28 +243,46 @@ def per_token_activations(model: Any) -> Any:
             make("ReduceMax", [f"{t}.abs", "pt.last_axis"], f"{t}.amax", keepdims=1),
             make("Max", [f"{t}.amax", "pt.tiny"], f"{t}.amax1"),
             make("Div", [f"{t}.amax1", "pt.127"], s),
-            make("Div", [x, s], f"{t}.scaled"),
-            make("Round", [f"{t}.scaled"], f"{t}.round"),
-            make("Add", [f"{t}.round", "pt.128"], f"{t}.shifted"),
-            make("Clip", [f"{t}.shifted", "pt.0", "pt.255"], f"{t}.clipped"),
-            make("Cast", [f"{t}.clipped"], q, to=TensorProto.UINT8),
+            make("Flatten", [x], f"{t}.rows", axis=-1),
+            make("Reshape", [s, "pt.flat"], f"{t}.row_scale"),
+            make("Shape", [f"{t}.row_scale"], f"{t}.nrows"),
+            make(
+                "ConstantOfShape",
+                [f"{t}.nrows"],
+                f"{t}.row_zero",
+                value=numpy_helper.from_array(np.array([128], np.uint8)),
+            ),
+            make("QuantizeLinear", [f"{t}.rows", f"{t}.row_scale", f"{t}.row_zero"], f"{t}.q_rows", axis=0),
+            make("Shape", [x], f"{t}.shape"),
+            make("Reshape", [f"{t}.q_rows", f"{t}.shape"], q),
         ]
         inits.append(numpy_helper.from_array(np.array(128, np.uint8), z))
         for scales in consumers.get(s, []):
             if scales.op_type != "Mul" or len(consumers.get(scales.output[0], [])) != 1:
                 raise ValueError(f"per_token_activations: unexpected use of {s} by {scales.name}")
             (apply,) = consumers[scales.output[0]]
-            if apply.op_type != "Mul":
+            product = next(i for i in apply.input if i != scales.output[0])
+            cast = producer.get(product)
+            mm = producer.get(cast.input[0]) if cast is not None and cast.op_type == "Cast" else None
+            if apply.op_type != "Mul" or mm is None or mm.op_type != "MatMulInteger":
                 raise ValueError(f"per_token_activations: unexpected use of {scales.output[0]}")
             w_scale = next(i for i in scales.input if i != s)
-            product = next(i for i in apply.input if i != scales.output[0])
-            dropped.add(id(scales))
+            a, w, a_zero, w_zero = mm.input
+            dropped.update({id(scales), id(cast), id(mm)})
             rewritten[id(apply)] = [
-                make("Mul", [product, w_scale], f"{apply.output[0]}.col"),
+                helper.make_node(
+                    "MatMulIntegerToFloat",
+                    [a, w, "pt.1", w_scale, a_zero, w_zero],
+                    [f"{apply.output[0]}.col"],
+                    name=f"{apply.output[0]}.col",
+                    domain="com.microsoft",
+                ),
                 helper.make_node("Mul", [f"{apply.output[0]}.col", s], list(apply.output), name=apply.name),
             ]
     nodes = [m for n in g.node if id(n) not in dropped for m in rewritten.get(id(n), [n])]
     del g.node[:]
     g.node.extend(nodes)
     g.initializer.extend(inits)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return model

@@ -31,7 +31,9 @@ from models.encoders.base import Encoder, Prefix
 
 __all__ = ["GRAPH_VERSION", "OnnxE5Encoder", "default_cache_dir", "load_tuned_tensors"]
 
-GRAPH_VERSION = 2  # bump when build_graph or quantize changes what they write (2: per-token int8)
+GRAPH_VERSION = (
+    3  # bump when build_graph or quantize changes what they write (2: per-token int8; 3: fused kernels)
+)
 _build_lock = threading.Lock()
 
 
@@ -88,8 +90,9 @@ class OnnxE5Encoder(Encoder):
         self.token_budget = token_budget
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         # the name is what heads record and refuse another for, and what embedding caches are keyed by:
-        # int8 vectors changed with per-token quantisation (graph version 2), so the name says so
-        kind = "int8-per-token" if quantized else "fp32"
+        # int8 vectors change with the graph (per-token scales in version 2; fused kernels in 3 round a few
+        # activations differently, cosine 0.999 to version 2), so the int8 name carries the graph version
+        kind = f"int8-per-token-g{GRAPH_VERSION}" if quantized else "fp32"
         if self.tuned is not None:
             self.tuned_digest = _file_digest(self.tuned)
             self.name = f"onnx-{kind}:e5-small-tuned@{self.tuned_digest[:12]}"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.bundle import load_bundle
+from models.encoders.onnx_encoder import GRAPH_VERSION
 from pipelines.classify import classify_texts
 from pipelines.train.corpus import load_corpus, near_duplicate_pairs
 from pipelines.train.train_models import train_models
@@ -43,7 +44,10 @@ def test_train_then_classify(tmp_path: Path) -> None:
     )
     assert set(result["metrics"]) >= {"sentence_sentiment_test", "themes_test", "sentence_ece_test"}
     meta = json.loads((tmp_path / "artifacts" / "themes" / "meta.json").read_text(encoding="utf-8"))
-    assert meta["encoder"].startswith("onnx-int8-per-token:e5-small-tuned@") and meta["corpus_digest"]
+    assert (
+        meta["encoder"].startswith(f"onnx-int8-per-token-g{GRAPH_VERSION}:e5-small-tuned@")
+        and meta["corpus_digest"]
+    )
     bundle = load_bundle(tmp_path / "artifacts")
     texts = ["配送が遅すぎて困りました", "", "スタッフの方がとても親切でした。ありがとうございました！"]
     out = classify_texts(texts, bundle)
