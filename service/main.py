@@ -220,6 +220,7 @@ def create_app(
         app.state.runtime = rt
         app.state.runner = runner
         runner.start()
+        rt.warn_seed_drift()
         if preload_models:  # /readyz turns ready once this is done; requests before it load on demand
             threading.Thread(target=rt.bundle, name="koe-preload", daemon=True).start()
         try:

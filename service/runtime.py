@@ -6,22 +6,27 @@ on first use and are shared by every request and job of the process.
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 from pipelines.errors import ConfigError
 from service.config import Settings
 from service.storage.db import Database
 from service.storage.repository import Repository
-from service.storage.taxonomies import current_taxonomy, get_taxonomy
+from service.storage.taxonomies import current_taxonomy, get_taxonomy, list_versions
 
 if TYPE_CHECKING:
     from models.bundle import ModelBundle
     from service.jobs.work import JobContext
 
 __all__ = ["Runtime", "base_bundle"]
+
+log = logging.getLogger(__name__)
 
 
 def base_bundle(settings: Settings) -> ModelBundle:
@@ -52,6 +57,39 @@ class Runtime:
         return (
             load_taxonomy(self.settings.taxonomy_path) if self.settings.taxonomy_path else default_taxonomy()
         )
+
+    def seed_drift(self) -> str | None:
+        """Why ``KOE_TAXONOMY_PATH`` is not what the service uses, when its file changed after it seeded the store.
+
+        The file only seeds an empty database (the first stored version); later edits go through the API or
+        the dashboard and make new versions. An operator who edits the file afterwards would otherwise see
+        nothing change and no reason why. Edits made through the API are not drift: the file is compared with
+        the version it seeded, not with the current one."""
+        path = self.settings.taxonomy_path
+        if not path:
+            return None
+        current = self.taxonomy()  # seeds an empty store first
+        first = min(int(v["version"]) for v in list_versions(self.db))  # type: ignore[call-overload]
+        seeded = get_taxonomy(self.db, first)
+        if seeded is not None and [t.to_dict() for t in seeded.themes] == [
+            t.to_dict() for t in self.seed_taxonomy.themes
+        ]:
+            return None
+        return (
+            f"KOE_TAXONOMY_PATH={path} differs from the taxonomy it seeded (version {first}); "
+            f"the file only seeds an empty database, so its changes are not used. The service uses stored "
+            f"version {current.version}; change themes through /v1/taxonomy or the dashboard's taxonomy page."
+        )
+
+    def warn_seed_drift(self) -> None:
+        """Log ``seed_drift`` at start-up; a database that cannot be read yet is reported by /readyz instead."""
+        try:
+            drift = self.seed_drift()
+        except SQLAlchemyError as exc:
+            log.warning("taxonomy seed not compared: the database cannot be read (%s)", type(exc).__name__)
+            return
+        if drift:
+            log.warning(drift)
 
     def taxonomy(self, version: int | None = None) -> Taxonomy:
         if version is None:
