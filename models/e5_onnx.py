@@ -224,8 +224,7 @@ def per_token_activations(model: Any) -> Any:
     dropped: set[int] = set()
     rewritten: dict[int, list[Any]] = {}  # id(old node) -> the nodes that replace it
     inits = [
-        numpy_helper.from_array(np.array([-1], np.int64), "pt.last_axis"),
-        numpy_helper.from_array(np.array([-1], np.int64), "pt.flat"),
+        numpy_helper.from_array(np.array([-1], np.int64), "pt.minus1"),  # the last axis; a flat shape
         numpy_helper.from_array(np.array(127.0, np.float32), "pt.127"),
         numpy_helper.from_array(np.array(1.0, np.float32), "pt.1"),
         numpy_helper.from_array(np.array(1e-12, np.float32), "pt.tiny"),
@@ -240,11 +239,11 @@ def per_token_activations(model: Any) -> Any:
         t = f"{x}.pt"
         rewritten[id(dq)] = [
             make("Abs", [x], f"{t}.abs"),
-            make("ReduceMax", [f"{t}.abs", "pt.last_axis"], f"{t}.amax", keepdims=1),
+            make("ReduceMax", [f"{t}.abs", "pt.minus1"], f"{t}.amax", keepdims=1),
             make("Max", [f"{t}.amax", "pt.tiny"], f"{t}.amax1"),
             make("Div", [f"{t}.amax1", "pt.127"], s),
             make("Flatten", [x], f"{t}.rows", axis=-1),
-            make("Reshape", [s, "pt.flat"], f"{t}.row_scale"),
+            make("Reshape", [s, "pt.minus1"], f"{t}.row_scale"),
             make("Shape", [f"{t}.row_scale"], f"{t}.nrows"),
             make(
                 "ConstantOfShape",
