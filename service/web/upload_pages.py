@@ -11,7 +11,7 @@ dashboard and the API accept, reject and de-duplicate files identically.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -32,7 +32,7 @@ CSRF = [Depends(check_csrf())]
 
 ROLES = [  # mapping roles offered per column, in dropdown order
     ("ignore", "使わない"),
-    ("score", "スコア（推奨度）"),
+    ("score", "スコア（推奨度・満足度など）"),
     ("texts", "自由記述"),
     ("respondent_id", "回答ID"),
     ("date", "回答日時"),
@@ -45,6 +45,17 @@ ENCODINGS = [
     ("utf-8-sig", "UTF-8 (BOM付き)"),
     ("euc-jp", "EUC-JP"),
 ]
+KINDS = [  # what the file is: POST /v1/surveys' ``kind``
+    ("survey", "アンケート（スコアと自由記述）"),
+    ("support", "問い合わせ・チャット（スコアなし）"),
+]
+METRICS = [  # which score: POST /v1/surveys' ``metric``; the score's range is checked row by row
+    ("nps", "NPS（推奨度 0〜10）"),
+    ("csat", "CSAT（満足度 1〜5）"),
+    ("ces", "CES（努力度 1〜7）"),
+]
+Kind = Literal["survey", "support"]
+Metric = Literal["nps", "csat", "ces"]
 _LIST_ROLES = ("texts", "segments")
 _EXPIRED = (
     "確認中のファイルが見つかりません（24時間を過ぎたか、分析を開始済みです）。もう一度選んでください。"
@@ -81,8 +92,13 @@ def _roles_of(found: dict[str, Any]) -> dict[str, str]:
 
 
 def _call_upload(
-    request: Request, pending: PendingUpload, mapping: dict[str, Any] | None, encoding: str, dry_run: bool
+    request: Request,
+    pending: PendingUpload,
+    mapping: dict[str, Any] | None,
+    options: dict[str, str],
+    dry_run: bool,
 ) -> Any:
+    """``POST /v1/surveys`` in-process; ``options``: the form's encoding, kind and metric."""
     with pending.path.open("rb") as fh:
         response = survey_api.upload(
             runtime_of(request),
@@ -90,9 +106,9 @@ def _call_upload(
             request.app.state.metrics,
             UploadFile(fh, filename=pending.filename),
             mapping=json.dumps(mapping, ensure_ascii=False) if mapping is not None else None,
-            encoding=encoding or None,
-            kind="survey",
-            metric="nps",
+            encoding=options["encoding"] or None,
+            kind=options["kind"],
+            metric=options["metric"],
             dry_run=dry_run,
         )
     return json.loads(bytes(response.body))
@@ -105,7 +121,17 @@ def _problem(exc: Exception) -> str:
 def _page(
     request: Request, *, fragment: bool = False, status: int = 200, error: str | None = None, **ctx: Any
 ) -> Response:
-    ctx = {"ROLES": ROLES, "ENCODINGS": ENCODINGS, "encoding": "", "error": error, **ctx}
+    ctx = {
+        "ROLES": ROLES,
+        "ENCODINGS": ENCODINGS,
+        "KINDS": KINDS,
+        "METRICS": METRICS,
+        "KIND_LABELS": dict(KINDS),
+        "METRIC_LABELS": dict(METRICS),
+        "options": {"encoding": "", "kind": "survey", "metric": "nps"},
+        "error": error,
+        **ctx,
+    }
     if fragment:
         if "found" not in ctx:
             return render(request, "_upload_error.html", {"message": error}, status)
@@ -116,7 +142,7 @@ def _page(
 def _preview(
     request: Request,
     pending: PendingUpload,
-    encoding: str,
+    options: dict[str, str],
     *,
     mapping: dict[str, Any] | None = None,
     fragment: bool = False,
@@ -126,14 +152,14 @@ def _preview(
     """The dry run of a pending upload as the mapping form (a whole page, or the fragment for koe.js)."""
     try:
         try:
-            found = _call_upload(request, pending, mapping, encoding, dry_run=True)
+            found = _call_upload(request, pending, mapping, options, dry_run=True)
         except (KoeError, APIError):
             if mapping is None:
                 raise
-            found = _call_upload(request, pending, None, encoding, dry_run=True)  # the detected roles
+            found = _call_upload(request, pending, None, options, dry_run=True)  # the detected roles
     except (KoeError, APIError) as exc:  # the file itself cannot be read: nothing to keep it for
         pending_uploads.discard(runtime_of(request).settings.uploads_dir, pending.token)
-        return _page(request, fragment=fragment, status=422, error=_problem(exc), encoding=encoding)
+        return _page(request, fragment=fragment, status=422, error=_problem(exc), options=options)
     return _page(
         request,
         fragment=fragment,
@@ -142,7 +168,7 @@ def _preview(
         found=found,
         roles=_roles_of(found),
         pending=pending.token,
-        encoding=encoding,
+        options=options,
     )
 
 
@@ -157,17 +183,22 @@ def upload_preview(
     user: Analyst,
     file: Annotated[UploadFile | None, File()] = None,
     encoding: Annotated[str, Form(max_length=40)] = "",
+    kind: Annotated[Kind, Form()] = "survey",
+    metric: Annotated[Metric, Form()] = "nps",
 ) -> Response:
     """Keep the file and answer what koe detected: columns with role dropdowns, the first rows, problems."""
     fragment = request.headers.get("x-fragment") == "1"
+    options = {"encoding": encoding, "kind": kind, "metric": metric}
     if file is None or not file.filename:
-        return _page(request, fragment=fragment, status=422, error="ファイルを選んでください。")
+        return _page(
+            request, fragment=fragment, status=422, error="ファイルを選んでください。", options=options
+        )
     s = runtime_of(request).settings
     try:
         pending = pending_uploads.keep(file.file, file.filename, s.uploads_dir, s.max_upload_bytes)
     except KoeError as exc:  # larger than KOE_MAX_UPLOAD_BYTES
-        return _page(request, fragment=fragment, status=413, error=_problem(exc))
-    return _preview(request, pending, encoding, fragment=fragment)
+        return _page(request, fragment=fragment, status=413, error=_problem(exc), options=options)
+    return _preview(request, pending, options, fragment=fragment)
 
 
 @router.post("/upload", dependencies=CSRF)
@@ -176,6 +207,8 @@ def upload(
     user: Analyst,
     pending: Annotated[str, Form(max_length=64)] = "",
     encoding: Annotated[str, Form(max_length=40)] = "",
+    kind: Annotated[Kind, Form()] = "survey",
+    metric: Annotated[Metric, Form()] = "nps",
     column: Annotated[list[str] | None, Form(max_length=1000)] = None,
     role: Annotated[list[str] | None, Form(max_length=1000)] = None,
 ) -> Response:
@@ -185,10 +218,11 @@ def upload(
     if found is None:
         return _page(request, status=410, error=_EXPIRED)
     mapping = mapping_of(column or [], role or [])
+    options = {"encoding": encoding, "kind": kind, "metric": metric}
     try:
-        body = _call_upload(request, found, mapping, encoding, dry_run=False)
+        body = _call_upload(request, found, mapping, options, dry_run=False)
     except (KoeError, APIError) as exc:  # e.g. no score column chosen: the same form again, with the reason
-        return _preview(request, found, encoding, mapping=mapping, status=422, error=_problem(exc))
+        return _preview(request, found, options, mapping=mapping, status=422, error=_problem(exc))
     pending_uploads.discard(uploads_dir, found.token)
     job = body.get("job") or {}
     url = f"/app/jobs/{job['id']}" if job else f"/app/surveys/{body['survey']['id']}"

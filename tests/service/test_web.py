@@ -439,3 +439,37 @@ def test_a_support_export_reads_without_scores_on_every_page(web: Any, runtime: 
     assert (
         "スコアがないため、ドライバー分析" in web.get(f"/app/surveys/{survey.id}/drivers").text
     )  # ... and why
+
+
+def test_upload_form_carries_kind_and_metric_to_the_stored_survey(web: Any, runtime: Runtime) -> None:
+    """A CSAT survey (1-5) and a support export go through the dashboard's two forms with the kind and the
+    metric chosen on the first one; the preview keeps both, names the metric, and the survey stores them
+    (until now the dashboard sent every file as an NPS survey)."""
+    _login(web, "analyst")
+    csat = "回答ID,満足度,ご意見\r\n" + "".join(
+        f"{i},{1 + i % 5},配送がとても丁寧でした{i}\r\n" for i in range(1, 13)
+    )
+    csat += "13,6,六は CSAT の範囲外\r\n"  # fine for NPS; an issue for CSAT
+    action, fields = _form(web.get("/app/upload").text, "upload-form")
+    data = {**_as_data(fields), "kind": ["survey"], "metric": ["csat"]}
+    r = web.post(action, data=data, files={"file": ("csat.csv", csat.encode("utf-8"), "text/csv")})
+    assert r.status_code == 200 and "CSAT の計算から外れます" in r.text and "NPS の計算" not in r.text
+    assert "問題のある行: <strong>1</strong>" in r.text  # the score 6, out of CSAT's 1-5
+    action, fields = _form(r.text, "mapping-form")
+    assert dict(fields)["metric"] == "csat" and dict(fields)["kind"] == "survey"
+    r = web.post(action, data=_as_data(fields), follow_redirects=False)
+    assert r.status_code == 303, r.text[-1500:]
+    surveys = {s.filename: s for s in runtime.repo.list_surveys(10, 0)[1]}
+    assert surveys["csat.csv"].options["metric"] == "csat"
+
+    action, fields = _form(web.get("/app/upload").text, "upload-form")
+    tickets = (SURVEY_CP932.parent / "support_tickets.csv").read_bytes()
+    data = {**_as_data(fields), "kind": ["support"]}
+    r = web.post(action, data=data, files={"file": ("tickets.csv", tickets, "text/csv")})
+    assert r.status_code == 200 and "の計算から外れます" not in r.text
+    action, fields = _form(r.text, "mapping-form")
+    assert dict(fields)["kind"] == "support"
+    r = web.post(action, data=_as_data(fields), follow_redirects=False)
+    assert r.status_code == 303, r.text[-1500:]
+    surveys = {s.filename: s for s in runtime.repo.list_surveys(10, 0)[1]}
+    assert surveys["tickets.csv"].options["kind"] == "support"

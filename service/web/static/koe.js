@@ -37,7 +37,9 @@
     }
 
     input.addEventListener("change", function () { pick(input.files[0]); });
-    document.getElementById("encoding").addEventListener("change", function () { if (chosen) dryRun(); });
+    ["encoding", "kind", "metric"].forEach(function (id) {
+      document.getElementById(id).addEventListener("change", function () { if (chosen) dryRun(); });
+    });
     ["dragenter", "dragover"].forEach(function (t) {
       drop.addEventListener(t, function (e) { e.preventDefault(); drop.classList.add("over"); });
     });
