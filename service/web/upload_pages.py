@@ -11,7 +11,7 @@ dashboard and the API accept, reject and de-duplicate files identically.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -56,6 +56,16 @@ METRICS = [  # which score: POST /v1/surveys' ``metric``; the score's range is c
 ]
 Kind = Literal["survey", "support"]
 Metric = Literal["nps", "csat", "ces"]
+
+
+class UploadOptions(TypedDict):
+    """What the upload form chose besides the file and the roles."""
+
+    encoding: str
+    kind: Kind
+    metric: Metric
+
+
 _LIST_ROLES = ("texts", "segments")
 _EXPIRED = (
     "確認中のファイルが見つかりません（24時間を過ぎたか、分析を開始済みです）。もう一度選んでください。"
@@ -95,7 +105,7 @@ def _call_upload(
     request: Request,
     pending: PendingUpload,
     mapping: dict[str, Any] | None,
-    options: dict[str, str],
+    options: UploadOptions,
     dry_run: bool,
 ) -> Any:
     """``POST /v1/surveys`` in-process; ``options``: the form's encoding, kind and metric."""
@@ -128,7 +138,7 @@ def _page(
         "METRICS": METRICS,
         "KIND_LABELS": dict(KINDS),
         "METRIC_LABELS": dict(METRICS),
-        "options": {"encoding": "", "kind": "survey", "metric": "nps"},
+        "options": UploadOptions(encoding="", kind="survey", metric="nps"),
         "error": error,
         **ctx,
     }
@@ -142,7 +152,7 @@ def _page(
 def _preview(
     request: Request,
     pending: PendingUpload,
-    options: dict[str, str],
+    options: UploadOptions,
     *,
     mapping: dict[str, Any] | None = None,
     fragment: bool = False,
@@ -188,7 +198,7 @@ def upload_preview(
 ) -> Response:
     """Keep the file and answer what koe detected: columns with role dropdowns, the first rows, problems."""
     fragment = request.headers.get("x-fragment") == "1"
-    options = {"encoding": encoding, "kind": kind, "metric": metric}
+    options = UploadOptions(encoding=encoding, kind=kind, metric=metric)
     if file is None or not file.filename:
         return _page(
             request, fragment=fragment, status=422, error="ファイルを選んでください。", options=options
@@ -218,7 +228,7 @@ def upload(
     if found is None:
         return _page(request, status=410, error=_EXPIRED)
     mapping = mapping_of(column or [], role or [])
-    options = {"encoding": encoding, "kind": kind, "metric": metric}
+    options = UploadOptions(encoding=encoding, kind=kind, metric=metric)
     try:
         body = _call_upload(request, found, mapping, options, dry_run=False)
     except (KoeError, APIError) as exc:  # e.g. no score column chosen: the same form again, with the reason
