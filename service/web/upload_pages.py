@@ -11,12 +11,13 @@ dashboard and the API accept, reject and de-duplicate files identically.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pipelines.errors import KoeError
+from pipelines.records import MetricName, SurveyKind
 from service.api.routes import surveys as survey_api
 from service.errors import APIError
 from service.web import pending_uploads
@@ -54,16 +55,14 @@ METRICS = [  # which score: POST /v1/surveys' ``metric``; the score's range is c
     ("csat", "CSAT（満足度 1〜5）"),
     ("ces", "CES（努力度 1〜7）"),
 ]
-Kind = Literal["survey", "support"]
-Metric = Literal["nps", "csat", "ces"]
 
 
 class UploadOptions(TypedDict):
     """What the upload form chose besides the file and the roles."""
 
     encoding: str
-    kind: Kind
-    metric: Metric
+    kind: SurveyKind
+    metric: MetricName
 
 
 _LIST_ROLES = ("texts", "segments")
@@ -193,8 +192,8 @@ def upload_preview(
     user: Analyst,
     file: Annotated[UploadFile | None, File()] = None,
     encoding: Annotated[str, Form(max_length=40)] = "",
-    kind: Annotated[Kind, Form()] = "survey",
-    metric: Annotated[Metric, Form()] = "nps",
+    kind: Annotated[SurveyKind, Form()] = "survey",
+    metric: Annotated[MetricName, Form()] = "nps",
 ) -> Response:
     """Keep the file and answer what koe detected: columns with role dropdowns, the first rows, problems."""
     fragment = request.headers.get("x-fragment") == "1"
@@ -217,8 +216,8 @@ def upload(
     user: Analyst,
     pending: Annotated[str, Form(max_length=64)] = "",
     encoding: Annotated[str, Form(max_length=40)] = "",
-    kind: Annotated[Kind, Form()] = "survey",
-    metric: Annotated[Metric, Form()] = "nps",
+    kind: Annotated[SurveyKind, Form()] = "survey",
+    metric: Annotated[MetricName, Form()] = "nps",
     column: Annotated[list[str] | None, Form(max_length=1000)] = None,
     role: Annotated[list[str] | None, Form(max_length=1000)] = None,
 ) -> Response:

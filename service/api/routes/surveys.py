@@ -7,7 +7,7 @@ import io
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -17,7 +17,7 @@ from pipelines.errors import EncodingError
 from pipelines.exports import RowsTable, write_rows_xlsx
 from pipelines.ingest import read_survey, sniff
 from pipelines.ingest.encoding import resolve_encoding
-from pipelines.records import TextResult
+from pipelines.records import MetricName, SurveyKind, TextResult
 from service import survey_queries as queries
 from service.api.views import job_out, survey_out
 from service.deps import MetricsDep, RunnerDep, RuntimeDep, require
@@ -72,8 +72,8 @@ def upload(
         Form(description='JSON, e.g. {"score": "推奨度", "texts": ["理由"], "segments": ["プラン"]}'),
     ] = None,
     encoding: Annotated[str | None, Form(max_length=40)] = None,
-    kind: Annotated[Literal["survey", "support"], Form()] = "survey",
-    metric: Annotated[Literal["nps", "csat", "ces"], Form()] = "nps",
+    kind: Annotated[SurveyKind, Form()] = "survey",
+    metric: Annotated[MetricName, Form()] = "nps",
     dry_run: Annotated[bool, Form(description="only detect columns and problems; store nothing")] = False,
 ) -> Any:
     """Upload a survey export. A dry run answers what koe detected before anything is processed; a real
