@@ -17,7 +17,8 @@ Stage: reads each answer's sentences with the themes the classifier gave them (`
 4. **Representatives**: the sentences nearest the centroid, near-duplicates skipped.
 5. **Size and trend**: sentences, responses, share of answering responses; per ISO week the responses
    and their share, and the last week against the weeks before it (Newcombe interval).
-6. **Name**: the assistant's (name, description, id, polarity) when there is one, else the top keywords.
+6. **Name**: the assistant's (name, description, id, polarity) when there is one, else the two best
+   keywords that are nouns (メニュー・レシピ rather than メニュー・もっと).
 
 Deterministic: the same input gives the same clusters, in the same order (size, then first row), with the
 same ids (``c1`` …) and, without an LLM, the same names. With an LLM, temperature 0 and the response cache
@@ -157,6 +158,8 @@ class _Lemmas:
         self.tokenizer = tokenizer
         self._memo: dict[str, list[str]] = {}
         self._written: dict[str, Counter[str]] = {}
+        self._pos: dict[str, Counter[str]] = {}
+        self._shown: dict[str, str] = {}  # display form -> lemma
 
     def __call__(self, text: str) -> list[str]:
         if text not in self._memo:
@@ -168,6 +171,7 @@ class _Lemmas:
                 if not _keyword_ok(lemma):
                     continue
                 found.append(lemma)
+                self._pos.setdefault(lemma, Counter())[tok.pos] += 1
                 if tok.pos in self._SURFACE_POS and not tok.negated:
                     self._written.setdefault(lemma, Counter())[tok.surface] += 1
             self._memo[text] = found
@@ -176,8 +180,17 @@ class _Lemmas:
     def display(self, lemma: str) -> str:
         written = self._written.get(lemma)
         if written:
-            return min(written.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-        return lemma.replace(":NEG", "（否定）")
+            shown = min(written.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        else:
+            shown = lemma.replace(":NEG", "（否定）")
+        self._shown[shown] = lemma
+        return shown
+
+    def is_noun(self, shown: str) -> bool:
+        """Whether a keyword (as ``display`` showed it) is mostly a noun where it occurred: a name for a
+        cluster reads as a topic (メニュー・レシピ), where an adverb or a verb (もっと, 使う) does not."""
+        pos = self._pos.get(self._shown.get(shown, shown))
+        return pos is not None and pos.most_common(1)[0][0] == "名詞"
 
 
 def lemmatizer(tokenizer: JapaneseTokenizer) -> Lemmatizer:
@@ -416,8 +429,13 @@ def name_problems(data: Mapping[str, Any], keywords: Sequence[str], sentences: S
     return []
 
 
-def _fallback_name(keywords: list[str], index: int) -> dict[str, Any]:
-    name = "・".join(keywords[:2]) if keywords else f"新しいテーマ{index + 1}"
+def _fallback_name(
+    keywords: list[str], index: int, is_noun: Callable[[str], bool] | None = None
+) -> dict[str, Any]:
+    """The name without an assistant: the two best keywords, nouns first (when ``is_noun`` can tell)."""
+    nouns = [k for k in keywords if is_noun(k)] if is_noun else []
+    words = (nouns + [k for k in keywords if k not in nouns])[:2]
+    name = "・".join(words) if words else f"新しいテーマ{index + 1}"
     return {
         "name": name,
         "description": "「" + "」「".join(keywords[:4]) + "」を含む声" if keywords else "",
@@ -549,14 +567,18 @@ def discover(
                 "trend": _trend(members, week_totals, weeks),
             }
         )
-    _name_clusters(clusters, assistant, set(taken_ids), workers)
+    _name_clusters(clusters, assistant, set(taken_ids), workers, getattr(lemmatize, "is_noun", None))
     return Discovery(
         candidates, labels, clusters, {**method, "k": clustering.k, "silhouette": clustering.silhouette}
     )
 
 
 def _name_clusters(
-    clusters: list[dict[str, Any]], assistant: Assistant | None, taken: set[str], workers: int
+    clusters: list[dict[str, Any]],
+    assistant: Assistant | None,
+    taken: set[str],
+    workers: int,
+    is_noun: Callable[[str], bool] | None = None,
 ) -> None:
     def ask(cluster: dict[str, Any]) -> dict[str, Any] | None:
         if assistant is None:
@@ -579,7 +601,7 @@ def _name_clusters(
     else:
         answers = [ask(c) for c in clusters]
     for i, (cluster, named) in enumerate(zip(clusters, answers, strict=True)):
-        fallback = _fallback_name(cluster["keywords"], i)
+        fallback = _fallback_name(cluster["keywords"], i, is_noun)
         source = named or fallback
         cluster["name"] = str(source["name"]).strip()
         cluster["description"] = str(source["description"]).strip()

@@ -257,3 +257,21 @@ def test_keywords_are_shown_as_written(lemmas: Any) -> None:
     [keywords] = class_keywords([texts[:2]], lemmas, top=3)
     assert sorted(keywords) == sorted(["ありがとう", "おかげ", "助かる"])  # equal weights: ordered by lemma
     assert [lemmas.display(x) for x in lemmas(texts[2])] == ["ちょっと", "届く（否定）"]
+
+
+def test_names_without_an_assistant_prefer_nouns(lemmas: Any) -> None:
+    """An adverb or a verb can top a cluster's keywords (もっと in every request); the name is its nouns."""
+    from pipelines.discovery import _fallback_name
+
+    docs = [
+        "もっとメニューを増やしてほしい",
+        "もっとレシピを増やしてほしい",
+        "もっとメニューの種類を",
+        "もっとレシピが欲しい",
+        "メニューをもっと選びたい",
+    ]
+    (keywords,) = class_keywords([docs], lemmas, background=["配送が遅い", "料金が高い"])
+    assert keywords[0] == "もっと" and {"メニュー", "レシピ"} <= set(keywords)  # the adverb leads
+    assert _fallback_name(keywords, 0, lemmas.is_noun)["name"] == "メニュー・レシピ"
+    assert _fallback_name(keywords, 0)["name"].startswith("もっと")  # without POS: keyword order
+    assert _fallback_name(["増やす", "欲しい"], 0, lemmas.is_noun)["name"] == "増やす・欲しい"  # no noun at all
