@@ -274,4 +274,6 @@ def test_names_without_an_assistant_prefer_nouns(lemmas: Any) -> None:
     assert keywords[0] == "もっと" and {"メニュー", "レシピ"} <= set(keywords)  # the adverb leads
     assert _fallback_name(keywords, 0, lemmas.is_noun)["name"] == "メニュー・レシピ"
     assert _fallback_name(keywords, 0)["name"].startswith("もっと")  # without POS: keyword order
-    assert _fallback_name(["増やす", "欲しい"], 0, lemmas.is_noun)["name"] == "増やす・欲しい"  # no noun at all
+    assert (
+        _fallback_name(["増やす", "欲しい"], 0, lemmas.is_noun)["name"] == "増やす・欲しい"
+    )  # no noun at all
