@@ -76,7 +76,7 @@ class Runtime:
         ]:
             return None
         return (
-            f"KOE_TAXONOMY_PATH={path} differs from the taxonomy it seeded (version {first}); "
+            f"KOE_TAXONOMY_PATH={path} differs from the taxonomy the database was seeded with (version {first}); "
             f"the file only seeds an empty database, so its changes are not used. The service uses stored "
             f"version {current.version}; change themes through /v1/taxonomy or the dashboard's taxonomy page."
         )
