@@ -187,10 +187,11 @@ class _Lemmas:
         return shown
 
     def is_noun(self, shown: str) -> bool:
-        """Whether a keyword (as ``display`` showed it) is mostly a noun where it occurred: a name for a
-        cluster reads as a topic (メニュー・レシピ), where an adverb or a verb (もっと, 使う) does not."""
+        """Whether a keyword (as ``display`` showed it) was a noun in most of its occurrences (a strict
+        majority: counts, not the order texts came in, decide): a name for a cluster reads as a topic
+        (メニュー・レシピ), where an adverb or a verb (もっと, 使う) does not."""
         pos = self._pos.get(self._shown.get(shown, shown))
-        return pos is not None and pos.most_common(1)[0][0] == "名詞"
+        return pos is not None and 2 * pos["名詞"] > sum(pos.values())
 
 
 def lemmatizer(tokenizer: JapaneseTokenizer) -> Lemmatizer:

@@ -31,9 +31,8 @@ from models.encoders.base import Encoder, Prefix
 
 __all__ = ["GRAPH_VERSION", "OnnxE5Encoder", "default_cache_dir", "load_tuned_tensors"]
 
-GRAPH_VERSION = (
-    3  # bump when build_graph or quantize changes what they write (2: per-token int8; 3: fused kernels)
-)
+# bump when build_graph or quantize changes what they write (2: per-token int8; 3: fused kernels)
+GRAPH_VERSION = 3
 _build_lock = threading.Lock()
 
 
