@@ -4,7 +4,8 @@
 
 Prints one table: sentiment accuracy / macro-F1 / ECE on the corpus test split (comments and
 sentences), on JRTE train+dev (hotel reviews; never trained on) and on the held-out chABSA
-documents; theme micro/macro-F1 and per-theme F1 on the test split; per-theme sentiment accuracy;
+documents; theme micro/macro-F1 and per-theme F1 on the test split (against the adjudicated labels, then
+against each annotator alone, beside how well the annotators agree with each other); per-theme sentiment accuracy;
 how well needs_review points at errors; custom themes known only by their examples (leave one theme out);
 and, where they install, the dictionary-based peers asari, oseti and pymlask on the same texts.
 Every figure goes through the full ``classify_texts`` path a user gets.
@@ -30,6 +31,7 @@ from models.encoders.base import Encoder, Prefix
 from pipelines.classify import classify_texts
 from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
 from pipelines.records import SENTIMENT_LABELS
+from pipelines.train.annotations import WRITER, Annotation, agreement
 from pipelines.train.corpus import load_corpus
 from pipelines.train.embedding_cache import CachedEmbedder
 from pipelines.train.external import load_chabsa, load_jrte
@@ -74,6 +76,35 @@ def needs_review_eval(test: list[Any], results: list[Any], Y: np.ndarray, P: np.
         "error_rate_flagged": rate(flagged),
         "error_rate_unflagged": rate(~flagged),
     }
+
+
+def annotator_eval(test: list[Any], P: np.ndarray, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The model's themes against each annotator alone, and the annotators against each other (how far the
+    labels themselves agree: the ceiling a model can be measured against)."""
+    by_name: dict[str, list[Annotation]] = {}
+    for it in test:
+        for a in it.annotations:
+            by_name.setdefault(a.annotator, []).append(a)
+    out: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, rep: dict[str, Any], n: int) -> None:
+        low = min(ids, key=lambda t: rep["per_label"][t]["f1"])
+        out[name] = {
+            "micro_f1": rep["micro_f1"],
+            "macro_f1": rep["macro_f1"],
+            "n": n,
+            "lowest": f"{low} {rep['per_label'][low]['f1']:.3f}",
+        }
+
+    for name, anns in by_name.items():
+        if len(anns) == len(test):
+            Y = np.array([[t in a.themes for t in ids] for a in anns])
+            add(f"model vs {name}'s labels alone", multilabel_report(Y, P, ids), len(test))
+    if WRITER in by_name and len(by_name) > 1:
+        second = next(n for n in by_name if n != WRITER)
+        pairs = [(it.annotations[0], it.annotations[1]) for it in test if len(it.annotations) > 1]
+        add(f"{WRITER} vs {second} (label agreement)", agreement(pairs, ids)["themes"], len(pairs))
+    return out
 
 
 def peer_labels(texts: list[str], python: str) -> dict[str, list[str] | str]:
@@ -187,6 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"micro-F1 {rep['micro_f1']:.3f}, macro-F1 {rep['macro_f1']:.3f}, "
         f"per-theme sentiment accuracy on correctly found themes {agree / max(total, 1):.3f} (n={total})\n"
     )
+    figures["themes"]["by_annotator"] = by_annotator = annotator_eval(test, P, ids)
+    for name, v in by_annotator.items():
+        print(f"- {name}: micro-F1 {v['micro_f1']:.3f}, macro-F1 {v['macro_f1']:.3f}, lowest {v['lowest']}")
+    print()
     print("| theme | F1 | precision | recall | support |\n|---|---:|---:|---:|---:|")
     for t in ids:
         v = rep["per_label"][t]

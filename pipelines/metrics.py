@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_report", "expected_calibration_error", "multilabel_report"]
+__all__ = ["classification_report", "cohen_kappa", "expected_calibration_error", "multilabel_report"]
 
 
 def _f1(tp: float, fp: float, fn: float) -> float:
@@ -61,6 +61,20 @@ def multilabel_report(Y_true: np.ndarray, Y_pred: np.ndarray, labels: Sequence[s
         "macro_f1": float(np.mean([per[label]["f1"] for label in labels])) if labels else 0.0,
         "per_label": per,
     }
+
+
+def cohen_kappa(a: Sequence[object] | np.ndarray, b: Sequence[object] | np.ndarray) -> float:
+    """Cohen's kappa of two annotators' labels for the same items: (observed - chance agreement) / (1 - chance),
+    chance from each annotator's own label shares. 1.0 when both always give one and the same label."""
+    a_arr, b_arr = np.asarray(a), np.asarray(b)
+    if len(a_arr) != len(b_arr):
+        raise ValueError(f"annotators labelled {len(a_arr)} and {len(b_arr)} items")
+    if not len(a_arr):
+        return 0.0
+    observed = float(np.mean(a_arr == b_arr))
+    labels = set(a_arr.tolist()) | set(b_arr.tolist())
+    chance = sum(float(np.mean(a_arr == lab)) * float(np.mean(b_arr == lab)) for lab in labels)
+    return 1.0 if chance == 1.0 else (observed - chance) / (1.0 - chance)
 
 
 def expected_calibration_error(proba: np.ndarray, y_true_index: np.ndarray, bins: int = 15) -> float:

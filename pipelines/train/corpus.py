@@ -1,5 +1,8 @@
 """The project's labelled corpus: loading, validation, fixed splits, near-duplicate check.
 
+Each comment's labels are the adjudicated votes of its annotators (``pipelines.train.annotations``): the writer's
+labels, and those of the further annotators in ``<corpus>/annotations/`` when that folder exists.
+
 Splits are a pure function of the corpus: each comment goes to train / validation / test by a hash
 of its id (70/15/15), then near-duplicates (character 3-gram cosine >= 0.8 after normalisation) are
 pulled into the split of their first member, so no test comment has a twin in training.
@@ -19,6 +22,7 @@ import numpy as np
 from pipelines.errors import InputError
 from pipelines.normalize import normalize_text
 from pipelines.records import SENTIMENT_LABELS
+from pipelines.train.annotations import WRITER, Annotation, adjudicate, read_annotations
 
 __all__ = ["CORPUS_DIR", "CorpusItem", "assign_splits", "corpus_stats", "load_corpus", "near_duplicate_pairs"]
 
@@ -47,10 +51,11 @@ class CorpusItem:
     channel: str
     score: int | None
     sentences: list[tuple[str, str]]  # (text, sentiment)
-    sentiment: str
-    themes: dict[str, str]  # theme id -> sentiment about that theme
+    sentiment: str  # adjudicated (see ``annotations``)
+    themes: dict[str, str]  # theme id -> sentiment about that theme, adjudicated
     phenomena: list[str] = field(default_factory=list)
     split: str = ""
+    annotations: list[Annotation] = field(default_factory=list)  # the writer's first
 
     @property
     def text(self) -> str:
@@ -146,8 +151,22 @@ def load_corpus(directory: str | Path | None = None, theme_ids: list[str] | None
     if dup:
         raise InputError(f"duplicate corpus ids: {dup[:5]}", file=str(root))
     items.sort(key=lambda it: it.id)
+    _adjudicate(items, root / "annotations", ids)
     assign_splits(items)
     return items
+
+
+def _adjudicate(items: list[CorpusItem], directory: Path, theme_ids: set[str]) -> None:
+    by_id = {it.id: it for it in items}
+    for it in items:
+        it.annotations = [Annotation(WRITER, it.sentiment, dict(it.themes))]
+    for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
+        for item_id, ann in read_annotations(path, theme_ids).items():
+            if item_id not in by_id:
+                raise InputError(f"annotation of unknown comment {item_id}", file=path.name)
+            by_id[item_id].annotations.append(ann)
+    for it in items:
+        it.sentiment, it.themes = adjudicate(it.annotations)
 
 
 def corpus_stats(items: list[CorpusItem]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from pipelines.train.annotations import agreement
 from pipelines.train.corpus import CORPUS_DIR, CorpusItem, corpus_stats, load_corpus, near_duplicate_pairs
 
 __all__ = ["SPLITS_FILE", "datasheet_tables", "read_splits", "write_splits"]
@@ -68,6 +69,7 @@ def datasheet_tables(items: list[CorpusItem]) -> str:
         )
     )
     parts.append(_table(("phenomenon", "comments"), list(stats["phenomena"].items())))
+    parts.extend(_agreement_tables(items))
     cross = [
         (a, b) for a, b in near_duplicate_pairs([it.text for it in items]) if items[a].split != items[b].split
     ]
@@ -75,6 +77,41 @@ def datasheet_tables(items: list[CorpusItem]) -> str:
         f"near-duplicate pairs (char 3-gram cosine >= 0.8) across splits after assignment: {len(cross)}"
     )
     return "\n\n".join(parts)
+
+
+def _agreement_tables(items: list[CorpusItem]) -> list[str]:
+    pairs = [(it.annotations[0], it.annotations[1]) for it in items if len(it.annotations) > 1]
+    if not pairs:
+        return []
+    from models.taxonomy import default_taxonomy
+
+    ids = default_taxonomy().ids
+    agree = agreement(pairs, ids)
+    themes = agree["themes"]
+    second = pairs[0][1].annotator
+    changed_themes = sum(1 for it in items if set(it.themes) != set(it.annotations[0].themes))
+    changed_sentiment = sum(1 for it in items if it.sentiment != it.annotations[0].sentiment)
+    third = sum(1 for it in items if len(it.annotations) > 2)
+    return [
+        f"annotators: the writer and {second} on {len(pairs)} comments, a third on the {third} where they differ; "
+        f"{second} vs writer: theme micro-F1 {themes['micro_f1']:.3f} (macro {themes['macro_f1']:.3f}), "
+        f"overall sentiment macro-F1 {agree['sentiment_macro_f1']:.3f} (kappa {agree['sentiment_kappa']:.3f}); "
+        f"adjudication changed the themes of {changed_themes} comments and the sentiment of {changed_sentiment}",
+        _table(
+            ("theme", f"F1 {second} vs writer", "kappa", "writer", second, "adjudicated"),
+            [
+                (
+                    t,
+                    f"{themes['per_label'][t]['f1']:.3f}",
+                    f"{themes['per_label'][t]['kappa']:.3f}",
+                    sum(1 for a, _ in pairs if t in a.themes),
+                    sum(1 for _, b in pairs if t in b.themes),
+                    sum(1 for it in items if t in it.themes),
+                )
+                for t in ids
+            ],
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

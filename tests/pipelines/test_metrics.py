@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
+from pipelines.metrics import (
+    classification_report,
+    cohen_kappa,
+    expected_calibration_error,
+    multilabel_report,
+)
 
 
 def test_classification_report_by_hand() -> None:
@@ -27,3 +32,17 @@ def test_ece_by_hand() -> None:
     # bin(0.867,0.933]: |0.9-0.5|*2/3 ; bin(0.533,0.6]: |0.6-1|*1/3 -> 0.2667+0.1333 = 0.4
     proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4]])
     assert expected_calibration_error(proba, np.array([0, 1, 0])) == pytest.approx(0.4)
+
+
+def test_cohen_kappa_by_hand() -> None:
+    # 10 items: both say yes on 4, both no on 4, a-only yes 1, b-only yes 1 -> observed 0.8;
+    # a says yes 5/10, b says yes 5/10 -> chance 0.5*0.5 + 0.5*0.5 = 0.5 -> kappa (0.8-0.5)/0.5 = 0.6
+    a = [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    b = [1, 1, 1, 1, 0, 1, 0, 0, 0, 0]
+    assert cohen_kappa(a, b) == pytest.approx(0.6)
+    assert cohen_kappa(["x", "y"], ["x", "y"]) == pytest.approx(1.0)
+    assert cohen_kappa(["x", "x"], ["x", "x"]) == 1.0
+    # agreement no better than chance: a always yes, b half yes -> observed 0.5, chance 0.5 -> 0
+    assert cohen_kappa([1, 1, 1, 1], [1, 0, 1, 0]) == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        cohen_kappa([1], [1, 0])

@@ -1,0 +1,115 @@
+"""Adjudicated corpus labels: majority of the annotators, ties to the writer; agreement figures by hand."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import InputError
+from pipelines.train.annotations import Annotation, adjudicate, agreement
+from pipelines.train.corpus import load_corpus
+
+MINI = Path(__file__).parents[1] / "fixtures" / "mini_corpus"
+
+
+def ann(sentiment: str, **themes: str) -> Annotation:
+    return Annotation("x", sentiment, themes)
+
+
+def test_two_annotators_who_differ_leave_the_writers_labels() -> None:
+    writer = ann("negative", delivery="negative")
+    second = ann("neutral", delivery="neutral", price="negative")
+    # delivery: 2 of 2 give it, sentiments tie -> writer's; price: 1 of 2 and not the writer's -> out;
+    # overall: tie -> writer's
+    assert adjudicate([writer, second]) == ("negative", {"delivery": "negative"})
+
+
+def test_three_annotators_decide_by_majority() -> None:
+    writer = ann("negative", delivery="negative", gratitude="positive")
+    second = ann("neutral", delivery="negative", price="negative")
+    third = ann("neutral", price="neutral", bug="negative")
+    # delivery 2/3 (both negative); gratitude 1/3 out; price 2/3 with a tie negative/neutral -> the earlier
+    # annotator's (second: negative); bug 1/3 out; overall neutral 2/3
+    assert adjudicate([writer, second, third]) == ("neutral", {"delivery": "negative", "price": "negative"})
+    # no majority on the overall sentiment (three different) -> the writer's
+    assert adjudicate([ann("negative"), ann("neutral"), ann("positive")])[0] == "negative"
+    with pytest.raises(ValueError):
+        adjudicate([])
+
+
+def test_agreement_by_hand() -> None:
+    ids = ["a", "b"]
+    pairs = [
+        (ann("positive", a="positive"), ann("positive", a="positive")),
+        (ann("negative", a="negative", b="negative"), ann("negative", b="negative")),
+        (ann("neutral"), ann("negative", b="negative")),
+        (ann("neutral"), ann("neutral")),
+    ]
+    r = agreement(pairs, ids)
+    # theme a: first gives it on items 1,2, second on item 1 -> tp1 fn1 -> F1 2/3; kappa: observed 3/4,
+    # shares 1/2 and 1/4 -> chance 1/2*1/4 + 1/2*3/4 = 1/2 -> 0.5
+    # theme b: first on item 2, second on 2,3 -> tp1 fp1 -> F1 2/3; micro tp2 fp1 fn1 -> 2/3
+    assert r["n"] == 4
+    assert r["themes"]["micro_f1"] == pytest.approx(2 / 3)
+    assert r["themes"]["per_label"]["a"]["kappa"] == pytest.approx(0.5)
+    assert r["themes"]["per_label"]["b"]["f1"] == pytest.approx(2 / 3)
+    # sentiment: 3 of 4 agree; negative F1 2/3 (tp1 fp1), neutral 2/3 (tp1 fn1), positive 1
+    assert r["sentiment_macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+
+
+def _mini_with(tmp_path: Path, name: str, lines: list[str]) -> Path:
+    root = tmp_path / "corpus"
+    shutil.copytree(MINI, root)
+    (root / "annotations").mkdir()
+    (root / "annotations" / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_load_corpus_adjudicates_with_the_annotation_files(tmp_path: Path) -> None:
+    plain = load_corpus(MINI)
+    first = plain[0]
+    assert [a.annotator for a in first.annotations] == ["writer"]
+    other = "positive" if first.sentiment != "positive" else "negative"
+    line = f'{{"id": "{first.id}", "sentiment": "{other}", "themes": {{"churn_intent": "negative"}}}}'
+    root = _mini_with(tmp_path, "1-second.jsonl", [line])
+    items = {it.id: it for it in load_corpus(root)}
+    got = items[first.id]
+    assert [a.annotator for a in got.annotations] == ["writer", "second"]
+    # two annotators who differ: the writer's labels stand, the second's are kept beside them
+    assert got.sentiment == first.sentiment and got.themes == first.themes
+    assert got.annotations[1].themes == {"churn_intent": "negative"}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", r"1-second.jsonl:1"),
+        ('{"id": "ZZZ-0001", "sentiment": "positive", "themes": {}}', r"unknown comment ZZZ-0001"),
+        ('{"id": "ID", "sentiment": "happy", "themes": {}}', r"1-second.jsonl:1.*unknown sentiment"),
+        ('{"id": "ID", "sentiment": "positive", "themes": {"weather": "positive"}}', r"weather"),
+    ],
+)
+def test_bad_annotation_lines_name_the_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    first_id = load_corpus(MINI)[0].id
+    root = _mini_with(tmp_path, "1-second.jsonl", [line.replace('"ID"', f'"{first_id}"')])
+    with pytest.raises(InputError, match=message):
+        load_corpus(root)
+
+
+def test_twice_annotated_comment_is_an_error(tmp_path: Path) -> None:
+    first_id = load_corpus(MINI)[0].id
+    line = f'{{"id": "{first_id}", "sentiment": "positive", "themes": {{}}}}'
+    root = _mini_with(tmp_path, "1-second.jsonl", [line, line])
+    with pytest.raises(InputError, match=r"1-second.jsonl:2.*twice"):
+        load_corpus(root)
+
+
+def test_shipped_corpus_has_a_second_vote_everywhere_and_a_third_wherever_two_differ() -> None:
+    items = load_corpus()
+    assert all(len(it.annotations) >= 2 for it in items)
+    for it in items:
+        writer, second = it.annotations[:2]
+        differ = writer.sentiment != second.sentiment or set(writer.themes) != set(second.themes)
+        assert len(it.annotations) == (3 if differ else 2), it.id
