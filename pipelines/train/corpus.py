@@ -24,7 +24,15 @@ from pipelines.normalize import normalize_text
 from pipelines.records import SENTIMENT_LABELS
 from pipelines.train.annotations import WRITER, Annotation, adjudicate, read_annotations
 
-__all__ = ["CORPUS_DIR", "CorpusItem", "assign_splits", "corpus_stats", "load_corpus", "near_duplicate_pairs"]
+__all__ = [
+    "CORPUS_DIR",
+    "CorpusItem",
+    "assign_splits",
+    "corpus_digest",
+    "corpus_stats",
+    "load_corpus",
+    "near_duplicate_pairs",
+]
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
 INDUSTRIES = (
@@ -167,6 +175,24 @@ def _adjudicate(items: list[CorpusItem], directory: Path, theme_ids: set[str]) -
             by_id[item_id].annotations.append(ann)
     for it in items:
         it.sentiment, it.themes = adjudicate(it.annotations)
+
+
+def corpus_digest(items: list[CorpusItem]) -> str:
+    """Digest of what a model trains on: each comment's text, split and (adjudicated) labels, sentences included."""
+    from models.base import data_digest
+
+    return data_digest(
+        "\t".join(
+            [
+                it.id,
+                it.split,
+                it.sentiment,
+                json.dumps(it.themes, sort_keys=True, ensure_ascii=False),
+                *(f"{t}\x1f{s}" for t, s in it.sentences),
+            ]
+        )
+        for it in items
+    )
 
 
 def corpus_stats(items: list[CorpusItem]) -> dict[str, Any]:

@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 
-from models.base import data_digest
 from models.e5_tokenizer import E5Tokenizer
 from models.e5_weights import read_bundle
 from models.encoders.base import Encoder
@@ -53,7 +52,7 @@ from pipelines.metrics import classification_report, multilabel_report
 from pipelines.normalize import normalize_text
 from pipelines.pii import mask_pii
 from pipelines.records import SENTIMENT_LABELS
-from pipelines.train.corpus import load_corpus
+from pipelines.train.corpus import corpus_digest, load_corpus
 from pipelines.train.external import load_chabsa
 
 __all__ = ["Example", "finetune", "pack_tensors", "quantize_rows"]
@@ -358,7 +357,7 @@ def finetune(
             "theme_pos_weight": "sqrt(neg/pos)" if balanced_themes else None,
         },
         "train_examples": len(train),
-        "corpus_digest": data_digest(it.text for it in load_corpus(corpus_dir, ids)),
+        "corpus_digest": corpus_digest(load_corpus(corpus_dir, ids)),
         "taxonomy_version": tax.version,
         "validation": history,
         "seconds": round(time.time() - started),

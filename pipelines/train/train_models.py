@@ -25,7 +25,7 @@ from pipelines.classify import Prepared, batches, prepare
 from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
 from pipelines.normalize import normalize_text
 from pipelines.records import SENTIMENT_LABELS
-from pipelines.train.corpus import CorpusItem, corpus_stats, load_corpus
+from pipelines.train.corpus import CorpusItem, corpus_digest, corpus_stats, load_corpus
 from pipelines.train.embedding_cache import CachedEmbedder
 from pipelines.train.external import load_chabsa
 
@@ -154,10 +154,7 @@ def train_models(
         },
     }
     stats = corpus_stats(items)
-    from models.base import data_digest
-
-    digest = data_digest(it.text for it in items)
-    common = {"corpus_digest": digest, "corpus": stats["splits"], "metrics": metrics}
+    common = {"corpus_digest": corpus_digest(items), "corpus": stats["splits"], "metrics": metrics}
     out = Path(out_dir)
     sentiment.save(
         out / "sentiment",

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.errors import InputError
 from pipelines.train.annotations import Annotation, adjudicate, agreement
-from pipelines.train.corpus import load_corpus
+from pipelines.train.corpus import corpus_digest, load_corpus
 
 MINI = Path(__file__).parents[1] / "fixtures" / "mini_corpus"
 
@@ -80,6 +80,12 @@ def test_load_corpus_adjudicates_with_the_annotation_files(tmp_path: Path) -> No
     # two annotators who differ: the writer's labels stand, the second's are kept beside them
     assert got.sentiment == first.sentiment and got.themes == first.themes
     assert got.annotations[1].themes == {"churn_intent": "negative"}
+    assert corpus_digest(list(items.values())) == corpus_digest(plain)  # same labels after adjudication
+    third = f'{{"id": "{first.id}", "sentiment": "{other}", "themes": {{"churn_intent": "neutral"}}}}'
+    (root / "annotations" / "2-third.jsonl").write_text(third + "\n", encoding="utf-8")
+    outvoted = load_corpus(root)
+    assert {it.id: it for it in outvoted}[first.id].themes == {"churn_intent": "negative"}
+    assert corpus_digest(outvoted) != corpus_digest(plain)  # heads record which labels they learnt
 
 
 @pytest.mark.parametrize(
