@@ -40,7 +40,7 @@ from pipelines.quotes import Embeddings, promoter_quotes, theme_quotes
 from pipelines.records import AnalyzedRow, IngestInfo
 from pipelines.signals import DEFAULT_NEGATIVE, DEFAULT_POSITIVE, engagement_signals
 
-__all__ = ["SCHEMA_VERSION", "build_summary", "notes_for", "subset_drivers"]
+__all__ = ["SCHEMA_VERSION", "build_summary", "notes_for", "split_segment", "subset_drivers"]
 
 SCHEMA_VERSION = "1.0"
 SMALL_SAMPLE = 100  # below this many scored responses, the notes point at the width of the interval
@@ -255,6 +255,18 @@ def build_summary(
         ),
     }
     return _plain(summary)
+
+
+SEGMENT_FORM = "use COLUMN:VALUE, e.g. プラン:ベーシック"
+
+
+def split_segment(value: str) -> tuple[str, str]:
+    """``COLUMN:VALUE`` (the API's ``segment=`` and the CLI's ``--segment``) as (column, value); the value may
+    be empty or hold further colons. ValueError without a column."""
+    col, sep, val = value.partition(":")
+    if not sep or not col:
+        raise ValueError(SEGMENT_FORM)
+    return col, val
 
 
 def subset_drivers(

@@ -105,10 +105,12 @@ def _ids(text: str) -> list[int]:
 def _segment(value: str | None) -> tuple[str, str] | None:
     if value is None:
         return None
-    col, sep, val = value.partition(":")
-    if not sep or not col:
-        raise ConfigError("--segment: use COLUMN:VALUE, e.g. プラン:ベーシック", value=value)
-    return col, val
+    from pipelines.aggregate import split_segment
+
+    try:
+        return split_segment(value)
+    except ValueError as exc:
+        raise ConfigError(f"--segment: {exc}", value=value) from exc
 
 
 def _write(out: Path, name: str, key: str, data: dict[str, Any]) -> None:
@@ -176,10 +178,9 @@ def _discover_file(args: argparse.Namespace, settings: Settings) -> dict[str, An
 def _summaries_file(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from service.insights import run_summaries
 
+    segment = _segment(args.segment)  # a mistyped --segment fails before the file is classified
     bundle, _, rows, groups, _ = _file_results(args, settings)
-    return run_summaries(
-        bundle, settings, rows, groups, theme=args.theme, group=args.group, segment=_segment(args.segment)
-    )
+    return run_summaries(bundle, settings, rows, groups, theme=args.theme, group=args.group, segment=segment)
 
 
 def _label(args: argparse.Namespace, runtime: Any, survey: Any, job: Any) -> int:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 from pydantic import BeforeValidator
 
-from pipelines.aggregate import subset_drivers
+from pipelines.aggregate import split_segment, subset_drivers
 from pipelines.records import AnalyzedRow, TextResult
 from service.errors import APIError
 from service.jobs.work import ingest_info
@@ -72,10 +72,10 @@ def parse_segment(value: str | None) -> tuple[str, str] | None:
     """``COLUMN:VALUE`` as (column, value); 422 without a column."""
     if value is None:
         return None
-    col, sep, val = value.partition(":")
-    if not sep or not col:
-        raise APIError(422, "segment: use COLUMN:VALUE, e.g. プラン:ベーシック", field="segment")
-    return col, val
+    try:
+        return split_segment(value)
+    except ValueError as exc:
+        raise APIError(422, f"segment: {exc}", field="segment") from exc
 
 
 def segment_drivers(runtime: Runtime, survey: Survey, job: Job, segment: str | None) -> dict[str, Any]:

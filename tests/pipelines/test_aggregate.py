@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.aggregate import build_summary
+from pipelines.aggregate import build_summary, split_segment
 from pipelines.nps import nps_summary
 from pipelines.records import AnalyzedRow, ColumnMapping, IngestInfo, TextResult, ThemeHit
 
@@ -252,3 +252,12 @@ def test_scores_off_the_scale_are_rejected() -> None:
     rows[0] = replace(rows[0], score=11)
     with pytest.raises(ValueError, match="outside the nps scale"):
         _build(rows)
+
+
+def test_split_segment_reads_column_and_value() -> None:
+    assert split_segment("プラン:ベーシック") == ("プラン", "ベーシック")
+    assert split_segment("時刻:10:30") == ("時刻", "10:30")  # the value keeps further colons
+    assert split_segment("地域:") == ("地域", "")  # an empty value is a value (blank cells)
+    for bad in ("nocolon", ":値"):
+        with pytest.raises(ValueError, match="COLUMN:VALUE"):
+            split_segment(bad)

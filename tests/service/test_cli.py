@@ -236,3 +236,17 @@ def test_headline_lists_only_themes_that_were_found(
     assert "top themes: 品質 3\n" in capsys.readouterr().out
     _print_headline({**summary, "themes": [{"label": "感謝", "mentions": 0}]}, tmp_path)
     assert "top themes: (no theme found in any answer)" in capsys.readouterr().out
+
+
+def test_insights_segment_without_a_column_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_work(*_: object) -> None:
+        raise AssertionError("the file was read before --segment was checked")
+
+    monkeypatch.setattr("service.insights_cli._file_results", no_work)
+    args = ["insights", "summaries", "--input", str(SURVEY), "--segment", "nocolon", "--out", str(tmp_path)]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "--segment: use COLUMN:VALUE" in err and "nocolon" in err
+    assert not list(tmp_path.iterdir())
