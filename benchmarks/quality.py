@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py [--cache-dir .koe-cache] [--json out.json] [--no-peers]
 
-Prints one table: sentiment accuracy / macro-F1 / ECE on the corpus test split (comments and
+Prints one table: sentiment accuracy / macro-F1 (with a 95% bootstrap interval) / ECE on the corpus test split (comments and
 sentences), on JRTE train+dev (hotel reviews; never trained on) and on the held-out chABSA
 documents; theme micro/macro-F1 and per-theme F1 on the test split (against the adjudicated labels, then
 against each annotator alone, beside how well the annotators agree with each other); per-theme sentiment accuracy;
@@ -29,7 +29,12 @@ from models.bundle import ModelBundle, load_bundle
 from models.encoders import DEFAULT_ENCODER
 from models.encoders.base import Encoder, Prefix
 from pipelines.classify import classify_texts
-from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
+from pipelines.metrics import (
+    bootstrap_interval,
+    classification_report,
+    expected_calibration_error,
+    multilabel_report,
+)
 from pipelines.records import SENTIMENT_LABELS
 from pipelines.train.annotations import WRITER, Annotation, agreement
 from pipelines.train.corpus import load_corpus
@@ -51,13 +56,24 @@ class DiskCachedEncoder(Encoder):
         return self._disk.encode(texts)
 
 
-def sentiment_eval(bundle: ModelBundle, texts: Sequence[str], gold: Sequence[str]) -> dict[str, float]:
+def sentiment_eval(bundle: ModelBundle, texts: Sequence[str], gold: Sequence[str]) -> dict[str, Any]:
     results = classify_texts(list(texts), bundle, explain=False)
     pred = [r.sentiment for r in results]
     proba = np.array([[r.scores[lab] for lab in LABELS] for r in results])
     rep = classification_report(gold, pred, LABELS)
     ece = expected_calibration_error(proba, np.array([LABELS.index(g) for g in gold]))
-    return {"n": len(gold), "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "ece": ece}  # type: ignore[dict-item]
+    g, p = np.asarray(gold), np.asarray(pred)
+
+    def macro_f1(idx: np.ndarray) -> float:
+        return float(classification_report(g[idx], p[idx], LABELS)["macro_f1"])  # type: ignore[arg-type]
+
+    return {
+        "n": len(gold),
+        "accuracy": rep["accuracy"],
+        "macro_f1": rep["macro_f1"],
+        "macro_f1_ci95": list(bootstrap_interval(macro_f1, len(g))),
+        "ece": ece,
+    }
 
 
 def needs_review_eval(test: list[Any], results: list[Any], Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
@@ -189,17 +205,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     figures: dict[str, Any] = {"sentiment": {}, "peers": {}}
     print("\n## Sentiment (positive / neutral / negative)\n")
-    print("| set | n | accuracy | macro-F1 | ECE |\n|---|---:|---:|---:|---:|")
+    print("| set | n | accuracy | macro-F1 (95% interval) | ECE |\n|---|---:|---:|---:|---:|")
     for name, (texts, gold) in sets.items():
         ev = sentiment_eval(bundle, texts, gold)
         figures["sentiment"][name] = ev
-        print(f"| {name} | {ev['n']} | {ev['accuracy']:.3f} | {ev['macro_f1']:.3f} | {ev['ece']:.3f} |")
+        lo, hi = ev["macro_f1_ci95"]
+        print(
+            f"| {name} | {ev['n']} | {ev['accuracy']:.3f} | {ev['macro_f1']:.3f} ({lo:.3f}-{hi:.3f}) | {ev['ece']:.3f} |"
+        )
 
     results = classify_texts([it.text for it in test], bundle, explain=False)
     ids = bundle.taxonomy.ids
     Y = np.array([[t in it.themes for t in ids] for it in test])
     P = np.array([[t in r.theme_ids() for t in ids] for r in results])
     rep = multilabel_report(Y, P, ids)
+    micro_ci = bootstrap_interval(lambda idx: multilabel_report(Y[idx], P[idx], ids)["micro_f1"], len(test))
     agree = total = 0
     for it, r in zip(test, results, strict=True):
         for hit in r.themes:
@@ -208,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 agree += hit.sentiment == it.themes[hit.id]
     figures["themes"] = {
         "micro_f1": rep["micro_f1"],
+        "micro_f1_ci95": list(micro_ci),
         "macro_f1": rep["macro_f1"],
         "per_theme": rep["per_label"],
         "theme_sentiment_accuracy": agree / total if total else None,
@@ -215,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print(f"\n## Themes on the corpus test split (n={len(test)} comments)\n")
     print(
-        f"micro-F1 {rep['micro_f1']:.3f}, macro-F1 {rep['macro_f1']:.3f}, "
+        f"micro-F1 {rep['micro_f1']:.3f} (95% interval {micro_ci[0]:.3f}-{micro_ci[1]:.3f}, bootstrap over comments), "
+        f"macro-F1 {rep['macro_f1']:.3f}, "
         f"per-theme sentiment accuracy on correctly found themes {agree / max(total, 1):.3f} (n={total})\n"
     )
     figures["themes"]["by_annotator"] = by_annotator = annotator_eval(test, P, ids)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_report", "cohen_kappa", "expected_calibration_error", "multilabel_report"]
+__all__ = [
+    "bootstrap_interval",
+    "classification_report",
+    "cohen_kappa",
+    "expected_calibration_error",
+    "multilabel_report",
+]
 
 
 def _f1(tp: float, fp: float, fn: float) -> float:
@@ -61,6 +67,25 @@ def multilabel_report(Y_true: np.ndarray, Y_pred: np.ndarray, labels: Sequence[s
         "macro_f1": float(np.mean([per[label]["f1"] for label in labels])) if labels else 0.0,
         "per_label": per,
     }
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float],
+    n: int,
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a figure over ``n`` test items: ``statistic`` takes an array of item
+    indices (drawn with replacement, ``n`` at a time) and returns the figure on those items. How far a score
+    on this many items can move by the luck of which items were drawn; not the annotators' disagreement."""
+    if n <= 0:
+        raise ValueError("no items to resample")
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, n)) for _ in range(rounds)])
+    tail = (1.0 - level) / 2.0
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail))
 
 
 def cohen_kappa(a: Sequence[object] | np.ndarray, b: Sequence[object] | np.ndarray) -> float:

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from pipelines.metrics import (
+    bootstrap_interval,
     classification_report,
     cohen_kappa,
     expected_calibration_error,
@@ -46,3 +47,14 @@ def test_cohen_kappa_by_hand() -> None:
     assert cohen_kappa([1, 1, 1, 1], [1, 0, 1, 0]) == pytest.approx(0.0)
     with pytest.raises(ValueError):
         cohen_kappa([1], [1, 0])
+
+
+def test_bootstrap_interval_of_a_proportion_matches_the_normal_approximation() -> None:
+    # 400 items, half right: a proportion's 95% interval is about 0.5 +- 1.96 * sqrt(0.25 / 400) = +-0.049
+    right = np.array([1, 0] * 200, dtype=float)
+    lo, hi = bootstrap_interval(lambda idx: float(right[idx].mean()), len(right), rounds=2000, seed=1)
+    assert lo == pytest.approx(0.451, abs=0.012) and hi == pytest.approx(0.549, abs=0.012)
+    assert bootstrap_interval(lambda idx: float(right[idx].mean()), 400, rounds=2000, seed=1) == (lo, hi)
+    assert bootstrap_interval(lambda idx: 0.7, 10) == (0.7, 0.7)
+    with pytest.raises(ValueError):
+        bootstrap_interval(lambda idx: 0.0, 0)
