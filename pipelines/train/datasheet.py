@@ -91,9 +91,10 @@ def _agreement_tables(items: list[CorpusItem]) -> list[str]:
     second = pairs[0][1].annotator
     changed_themes = sum(1 for it in items if set(it.themes) != set(it.annotations[0].themes))
     changed_sentiment = sum(1 for it in items if it.sentiment != it.annotations[0].sentiment)
-    third = sum(1 for it in items if len(it.annotations) > 2)
+    per_comment = Counter(len(it.annotations) for it in items)
+    votes = ", ".join(f"{k} on {per_comment[k]}" for k in sorted(per_comment))
     return [
-        f"annotators: the writer and {second} on {len(pairs)} comments, a third on the {third} where they differ; "
+        f"annotators per comment: {votes}; "
         f"{second} vs writer: theme micro-F1 {themes['micro_f1']:.3f} (macro {themes['macro_f1']:.3f}), "
         f"overall sentiment macro-F1 {agree['sentiment_macro_f1']:.3f} (kappa {agree['sentiment_kappa']:.3f}); "
         f"adjudication changed the themes of {changed_themes} comments and the sentiment of {changed_sentiment}",
