@@ -51,11 +51,18 @@ def test_negation_and_mixed_comments(bundle) -> None:
     assert [s.sentiment for s in mixed.sentences] == ["negative", "positive"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="knife edge: the concessive clause reads neutral 0.50 / negative 0.45 since the heads learnt the "
+    "adjudicated labels (2026-12-07)",
+)
 def test_concessive_complaint_keeps_its_negative_theme(bundle) -> None:
-    """A knife edge: the concessive clause 「料金は高いけど、」 reads negative 0.57 / neutral 0.39 with the
-    four-epoch encoder on int8 graph version 3 (2026-12-07; 0.53 / 0.43 with the three-epoch one); on graph
-    version 2 it read neutral 0.49 / negative 0.47 and this test was a strict xfail, with the encoder before
-    that it passed at about the same margin. A retrain that flips it again should be seen, not hidden."""
+    """A knife edge: the concessive clause 「料金は高いけど、」 read negative 0.57 / neutral 0.39 with the encoder
+    tuned on the writers' labels and its heads (int8 graph version 3), neutral 0.49 / negative 0.47 on graph
+    version 2 (a strict xfail then too). With heads on the adjudicated labels it reads neutral 0.50 / negative 0.45
+    on the shipped encoder (neutral 0.73 on the one before): the corpus has 45 clause-level labels for concessive
+    clauses, so this turns on little data. Strict, so a retrain that fixes it is seen, and one that breaks it
+    again is not hidden."""
     (mixed,) = classify_texts(["料金は高いけど、サポートの方はとても親切でした。"], bundle)
     by_theme = {t.id: t.sentiment for t in mixed.themes}
     assert by_theme.get("price") == "negative" and by_theme.get("support_staff") == "positive"

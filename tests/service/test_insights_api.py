@@ -163,7 +163,9 @@ def test_discover_adopt_summarise_label_retrain_without_llm(
     assert retrained["metrics"]["after"]["f1"] >= retrained["metrics"]["before"]["f1"]
     assert retrained["changed"] == bool(retrained["added"] or retrained["counter_examples"])
     if retrained["changed"]:
-        tax = client.get("/v1/taxonomy", headers=up).json()
+        r = client.get("/v1/taxonomy", headers=keys["classify"])
+        assert r.status_code == 200, r.text
+        tax = r.json()
         assert tax["version"] == retrained["taxonomy_version"] == 3
         assert set(retrained["added"]) <= set(tax["themes"][-1]["examples"])
         assert set(retrained["counter_examples"]) == set(tax["themes"][-1]["counter_examples"])
