@@ -2,8 +2,8 @@
 
     python benchmarks/quality.py [--cache-dir .koe-cache] [--json out.json] [--no-peers]
 
-Prints one table: sentiment accuracy / macro-F1 (with a 95% bootstrap interval) / ECE on the corpus test split (comments and
-sentences), on JRTE train+dev (hotel reviews; never trained on) and on the held-out chABSA
+Prints one table: sentiment accuracy / macro-F1 (with a 95% bootstrap interval) / ECE on the corpus test split
+(comments, sentences, and the clauses of multi-clause sentences that per-theme sentiment is read from), on JRTE train+dev (hotel reviews; never trained on) and on the held-out chABSA
 documents; theme micro/macro-F1 and per-theme F1 on the test split (against the adjudicated labels, then
 against each annotator alone, beside how well the annotators agree with each other); per-theme sentiment accuracy;
 how well needs_review points at errors; custom themes known only by their examples (leave one theme out);
@@ -195,6 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             [lab for it in test for _, lab in it.sentences],
         ),
     }
+    if any(it.clauses for it in test):  # what per-theme sentiment is read from
+        sets["corpus test (clauses of multi-clause sentences)"] = (
+            [c for it in test for c, _ in it.clauses],
+            [lab for it in test for _, lab in it.clauses],
+        )
     try:
         jrte = load_jrte()
         sets["JRTE train+dev (not trained on)"] = ([t for t, _ in jrte], [lab for _, lab in jrte])

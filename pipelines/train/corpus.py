@@ -22,7 +22,14 @@ import numpy as np
 from pipelines.errors import InputError
 from pipelines.normalize import normalize_text
 from pipelines.records import SENTIMENT_LABELS
-from pipelines.train.annotations import WRITER, Annotation, adjudicate, read_annotations
+from pipelines.train.annotations import (
+    WRITER,
+    Annotation,
+    adjudicate,
+    clause_labels,
+    read_annotations,
+    read_clause_votes,
+)
 
 __all__ = [
     "CORPUS_DIR",
@@ -64,6 +71,8 @@ class CorpusItem:
     phenomena: list[str] = field(default_factory=list)
     split: str = ""
     annotations: list[Annotation] = field(default_factory=list)  # the writer's first
+    # (clause, label) of its multi-clause sentences: an evaluation set (see ``annotations``), not trained on
+    clauses: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -160,6 +169,7 @@ def load_corpus(directory: str | Path | None = None, theme_ids: list[str] | None
         raise InputError(f"duplicate corpus ids: {dup[:5]}", file=str(root))
     items.sort(key=lambda it: it.id)
     _adjudicate(items, root / "annotations", ids)
+    _add_clauses(items, root / "clauses")
     assign_splits(items)
     return items
 
@@ -175,6 +185,18 @@ def _adjudicate(items: list[CorpusItem], directory: Path, theme_ids: set[str]) -
             by_id[item_id].annotations.append(ann)
     for it in items:
         it.sentiment, it.themes = adjudicate(it.annotations)
+
+
+def _add_clauses(items: list[CorpusItem], directory: Path) -> None:
+    by_id = {it.id: it for it in items}
+    for (item_id, index), votes in sorted(read_clause_votes(directory).items()):
+        item = by_id.get(item_id)
+        if item is None or not 0 <= index < len(item.sentences):
+            raise InputError(f"clause labels for unknown sentence {item_id}#{index}", file=directory.name)
+        joined = "".join(text for text, _ in votes[0])
+        if joined.replace(" ", "") != normalize_text(item.sentences[index][0]).replace(" ", ""):
+            raise InputError(f"clauses of {item_id}#{index} do not make up its sentence", file=directory.name)
+        item.clauses.extend(clause_labels(votes))
 
 
 def corpus_digest(items: list[CorpusItem]) -> str:

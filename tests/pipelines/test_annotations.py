@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -127,3 +128,72 @@ def test_shipped_corpus_adds_annotators_where_the_earlier_ones_disagree() -> Non
         assert [a.annotator for a in it.annotations] == ["writer", "second", "third", "fourth", "fifth"][
             : len(it.annotations)
         ]
+
+
+TWO_CLAUSES = {
+    "id": "ec-9001",
+    "industry": "ec",
+    "kind": "survey",
+    "channel": "survey",
+    "score": 6,
+    "sentences": [{"text": "料金は高いけど、サポートの方はとても親切でした。", "sentiment": "positive"}],
+    "sentiment": "positive",
+    "themes": {"price": "negative", "support_staff": "positive"},
+}
+
+
+def _mini_with_clauses(tmp_path: Path, files: dict[str, list[dict[str, object]]]) -> Path:
+    root = tmp_path / "corpus"
+    shutil.copytree(MINI, root)
+    (root / "part-two.jsonl").write_text(json.dumps(TWO_CLAUSES, ensure_ascii=False) + "\n", encoding="utf-8")
+    (root / "clauses").mkdir()
+    for name, lines in files.items():
+        text = "\n".join(json.dumps(d, ensure_ascii=False) for d in lines) + "\n"
+        (root / "clauses" / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def _two_clause_sentence() -> tuple[str, list[str]]:
+    from models.tokenizer import get_tokenizer
+    from pipelines.classify import prepare
+
+    parts = prepare(str(TWO_CLAUSES["sentences"][0]["text"]), get_tokenizer()).clauses  # type: ignore[index]
+    assert len(parts) == 2
+    return "ec-9001#0", parts
+
+
+def test_clause_labels_take_the_majority_and_leave_out_a_tie(tmp_path: Path) -> None:
+    key, (first, second) = _two_clause_sentence()
+    votes = {
+        "1-a.jsonl": [{"key": key, "clauses": [[first, "negative"], [second, "positive"]]}],
+        "2-b.jsonl": [{"key": key, "clauses": [[first, "negative"], [second, "neutral"]]}],
+    }
+    items = {it.id: it for it in load_corpus(_mini_with_clauses(tmp_path, votes))}
+    # first clause: 2 of 2 negative; second: a tie, so no label
+    assert items[key.split("#")[0]].clauses == [(first, "negative")]
+
+
+def test_clause_labels_must_make_up_their_sentence(tmp_path: Path) -> None:
+    key, (first, _) = _two_clause_sentence()
+    root = _mini_with_clauses(tmp_path, {"1-a.jsonl": [{"key": key, "clauses": [[first, "negative"]]}]})
+    with pytest.raises(InputError, match="do not make up its sentence"):
+        load_corpus(root)
+    other = {"1-a.jsonl": [{"key": key, "clauses": [[first, "negative"], ["別の文", "neutral"]]}]}
+    other["2-b.jsonl"] = [{"key": key, "clauses": [[first, "negative"], ["違う文", "neutral"]]}]
+    with pytest.raises(InputError, match=r"2-b.jsonl:1.*differ"):
+        load_corpus(_mini_with_clauses(tmp_path / "x", other))
+    bad = {"1-a.jsonl": [{"key": key, "clauses": [[first, "sad"]]}]}
+    with pytest.raises(InputError, match=r"1-a.jsonl:1.*unknown sentiment"):
+        load_corpus(_mini_with_clauses(tmp_path / "y", bad))
+
+
+def test_shipped_clause_labels_cover_every_multi_clause_sentence() -> None:
+    """Two votes on every clause of every multi-clause sentence, a third where the two differ."""
+    from pipelines.train.annotations import read_clause_votes
+    from pipelines.train.corpus import CORPUS_DIR
+
+    votes = read_clause_votes(CORPUS_DIR / "clauses")
+    assert len(votes) >= 900
+    for key, v in votes.items():
+        differ = [a for a, _ in v[0]] and [lab for _, lab in v[0]] != [lab for _, lab in v[1]]
+        assert len(v) == (3 if differ else 2), key
