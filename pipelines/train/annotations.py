@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 WRITER = "writer"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -80,30 +81,41 @@ def adjudicate(votes: Sequence[Annotation]) -> tuple[str, dict[str, str]]:
     return _majority([v.sentiment for v in votes]), themes
 
 
-def read_annotations(path: Path, theme_ids: set[str]) -> dict[str, Annotation]:
-    """One annotator's file, checked: every line names its file and line number when it is wrong."""
-    name = path.stem.split("-", 1)[-1]
-    out: dict[str, Annotation] = {}
+def _records(path: Path, what: str, parse: Callable[[dict[str, Any]], _T]) -> Iterator[tuple[str, _T]]:
+    """(``file:line``, parsed record) for each non-blank line; a line that is not JSON or that ``parse`` cannot
+    read is an error naming its file and line."""
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             where = f"{path.name}:{lineno}"
             try:
-                d = json.loads(line)
-                item_id = str(d["id"])
-                ann = Annotation(
-                    name, str(d["sentiment"]), {str(k): str(v) for k, v in (d.get("themes") or {}).items()}
-                )
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                raise InputError(f"annotation line is not a valid record: {exc}", file=where) from exc
-            if not {ann.sentiment, *ann.themes.values()} <= set(SENTIMENT_LABELS):
-                raise InputError("unknown sentiment label", file=where, value=line.strip()[:120])
-            if unknown := set(ann.themes) - theme_ids:
-                raise InputError(f"unknown theme id(s) {sorted(unknown)}", file=where)
-            if item_id in out:
-                raise InputError(f"comment {item_id} annotated twice", file=where)
-            out[item_id] = ann
+                yield where, parse(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise InputError(f"{what} line is not a valid record: {exc}", file=where) from exc
+
+
+def _check_labels(labels: set[str], where: str) -> None:
+    if not labels <= set(SENTIMENT_LABELS):
+        raise InputError("unknown sentiment label", file=where, value=", ".join(sorted(labels)))
+
+
+def read_annotations(path: Path, theme_ids: set[str]) -> dict[str, Annotation]:
+    """One annotator's file, checked: every line names its file and line number when it is wrong."""
+    name = path.stem.split("-", 1)[-1]
+
+    def parse(d: dict[str, Any]) -> tuple[str, Annotation]:
+        themes = {str(k): str(v) for k, v in (d.get("themes") or {}).items()}
+        return str(d["id"]), Annotation(name, str(d["sentiment"]), themes)
+
+    out: dict[str, Annotation] = {}
+    for where, (item_id, ann) in _records(path, "annotation", parse):
+        _check_labels({ann.sentiment, *ann.themes.values()}, where)
+        if unknown := set(ann.themes) - theme_ids:
+            raise InputError(f"unknown theme id(s) {sorted(unknown)}", file=where)
+        if item_id in out:
+            raise InputError(f"comment {item_id} annotated twice", file=where)
+        out[item_id] = ann
     return out
 
 
@@ -135,26 +147,21 @@ ClauseKey = tuple[str, int]  # (comment id, sentence index)
 def read_clause_votes(directory: Path) -> dict[ClauseKey, list[list[tuple[str, str]]]]:
     """Every clause annotator's labels, per sentence: key -> one [(clause text, label), ...] list per annotator.
     Annotators must agree on the clause texts of a sentence; errors name the file and line."""
+
+    def parse(d: dict[str, Any]) -> tuple[ClauseKey, list[tuple[str, str]]]:
+        item_id, _, index = str(d["key"]).rpartition("#")
+        return (item_id, int(index)), [(str(text), str(label)) for text, label in d["clauses"]]
+
     votes: dict[ClauseKey, list[list[tuple[str, str]]]] = {}
     for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path.name}:{lineno}"
-                try:
-                    d = json.loads(line)
-                    item_id, _, index = str(d["key"]).rpartition("#")
-                    key = (item_id, int(index))
-                    clauses = [(str(text), str(label)) for text, label in d["clauses"]]
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                    raise InputError(f"clause line is not a valid record: {exc}", file=where) from exc
-                if not {label for _, label in clauses} <= set(SENTIMENT_LABELS):
-                    raise InputError("unknown sentiment label", file=where, value=line.strip()[:120])
-                earlier = votes.setdefault(key, [])
-                if earlier and [t for t, _ in earlier[0]] != [t for t, _ in clauses]:
-                    raise InputError(f"clauses of {d['key']} differ from the first annotator's", file=where)
-                earlier.append(clauses)
+        for where, (key, clauses) in _records(path, "clause", parse):
+            _check_labels({label for _, label in clauses}, where)
+            earlier = votes.setdefault(key, [])
+            if earlier and [t for t, _ in earlier[0]] != [t for t, _ in clauses]:
+                raise InputError(
+                    f"clauses of {key[0]}#{key[1]} differ from the first annotator's", file=where
+                )
+            earlier.append(clauses)
     return votes
 
 
