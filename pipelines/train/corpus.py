@@ -168,27 +168,26 @@ def load_corpus(directory: str | Path | None = None, theme_ids: list[str] | None
     if dup:
         raise InputError(f"duplicate corpus ids: {dup[:5]}", file=str(root))
     items.sort(key=lambda it: it.id)
-    _adjudicate(items, root / "annotations", ids)
-    _add_clauses(items, root / "clauses")
+    by_id = {it.id: it for it in items}
+    _adjudicate(by_id, root / "annotations", ids)
+    _add_clauses(by_id, root / "clauses")
     assign_splits(items)
     return items
 
 
-def _adjudicate(items: list[CorpusItem], directory: Path, theme_ids: set[str]) -> None:
-    by_id = {it.id: it for it in items}
-    for it in items:
+def _adjudicate(by_id: dict[str, CorpusItem], directory: Path, theme_ids: set[str]) -> None:
+    for it in by_id.values():
         it.annotations = [Annotation(WRITER, it.sentiment, dict(it.themes))]
     for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
         for item_id, ann in read_annotations(path, theme_ids).items():
             if item_id not in by_id:
                 raise InputError(f"annotation of unknown comment {item_id}", file=path.name)
             by_id[item_id].annotations.append(ann)
-    for it in items:
+    for it in by_id.values():
         it.sentiment, it.themes = adjudicate(it.annotations)
 
 
-def _add_clauses(items: list[CorpusItem], directory: Path) -> None:
-    by_id = {it.id: it for it in items}
+def _add_clauses(by_id: dict[str, CorpusItem], directory: Path) -> None:
     for (item_id, index), votes in sorted(read_clause_votes(directory).items()):
         item = by_id.get(item_id)
         if item is None or not 0 <= index < len(item.sentences):
