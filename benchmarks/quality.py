@@ -36,7 +36,7 @@ from pipelines.metrics import (
     multilabel_report,
 )
 from pipelines.records import SENTIMENT_LABELS
-from pipelines.train.annotations import WRITER, Annotation, agreement
+from pipelines.train.annotations import WRITER, Annotation, agreement, writer_second_pairs
 from pipelines.train.corpus import load_corpus
 from pipelines.train.embedding_cache import CachedEmbedder
 from pipelines.train.external import load_chabsa, load_jrte
@@ -100,7 +100,8 @@ def annotator_eval(test: list[Any], P: np.ndarray, ids: Sequence[str]) -> dict[s
     by_name: dict[str, list[Annotation]] = {}
     for it in test:
         for a in it.annotations:
-            by_name.setdefault(a.annotator, []).append(a)
+            if not a.scope:  # re-annotations of one theme are not whole labellings
+                by_name.setdefault(a.annotator, []).append(a)
     out: dict[str, dict[str, Any]] = {}
 
     def add(name: str, rep: dict[str, Any], n: int) -> None:
@@ -118,7 +119,7 @@ def annotator_eval(test: list[Any], P: np.ndarray, ids: Sequence[str]) -> dict[s
             add(f"model vs {name}'s labels alone", multilabel_report(Y, P, ids), len(test))
     if WRITER in by_name and len(by_name) > 1:
         second = next(n for n in by_name if n != WRITER)
-        pairs = [(it.annotations[0], it.annotations[1]) for it in test if len(it.annotations) > 1]
+        pairs = writer_second_pairs(it.annotations for it in test)
         add(f"{WRITER} vs {second} (label agreement)", agreement(pairs, ids)["themes"], len(pairs))
     return out
 

@@ -11,6 +11,13 @@ line, read in file-name order.
   differ) the writer's label stands;
 - the sentiment about an applied theme, and the comment's overall sentiment, are the majority of the votes; without
   a majority the earliest annotator's label stands (the writer's first).
+A theme whose written definition was revised is judged again under the new one: a *re-annotation* file holds
+``{"id", "scope": [theme ids], "themes"}`` lines (no overall sentiment), from annotators who saw only the text and
+the revised taxonomy. For a theme in its scope, a comment's re-annotations replace the earlier votes: the theme
+applies when more than half of them give it (its sentiment their majority), does not when more than half leave it
+out, and a tie keeps the earlier decision. The first revision (2026-12-07): ``inconvenience`` (不便), the theme
+annotators agreed on least (kappa 0.77), now written as an extra effort or a thing the customer cannot do, not a
+problem of another theme stated on its own; three annotators judged every comment again.
 Sentence sentiments have one annotator, the writer. Clauses (the parts the classify stage cuts a sentence into,
 ``pipelines.classify.prepare``; per-theme sentiment is read from them) have their own labels in
 ``corpus/clauses/<order>-<name>.jsonl``, one ``{"key": "<comment id>#<sentence index>", "clauses": [[text, label],
@@ -25,7 +32,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +51,8 @@ __all__ = [
     "clause_labels",
     "read_annotations",
     "read_clause_votes",
+    "revision_agreement",
+    "writer_second_pairs",
 ]
 
 WRITER = "writer"
@@ -53,8 +62,9 @@ _T = TypeVar("_T")
 @dataclass(frozen=True)
 class Annotation:
     annotator: str
-    sentiment: str
+    sentiment: str  # "" in a re-annotation
     themes: dict[str, str]  # theme id -> sentiment about that theme
+    scope: tuple[str, ...] = ()  # a re-annotation: the themes it judges again; () for a full annotation
 
 
 def _strict_majority(votes: Sequence[str]) -> str | None:
@@ -70,15 +80,23 @@ def _majority(votes: Sequence[str]) -> str:
 
 def adjudicate(votes: Sequence[Annotation]) -> tuple[str, dict[str, str]]:
     """(overall sentiment, themes) of one comment from its annotations, the writer's first."""
-    if not votes:
+    full = [v for v in votes if not v.scope]
+    if not full:
         raise ValueError("a comment needs at least the writer's annotation")
-    writer = votes[0]
+    writer = full[0]
     themes: dict[str, str] = {}
-    for theme in dict.fromkeys(t for v in votes for t in v.themes):
-        given = [v.themes[theme] for v in votes if theme in v.themes]
-        if 2 * len(given) > len(votes) or (2 * len(given) == len(votes) and theme in writer.themes):
+    for theme in dict.fromkeys(t for v in full for t in v.themes):
+        given = [v.themes[theme] for v in full if theme in v.themes]
+        if 2 * len(given) > len(full) or (2 * len(given) == len(full) and theme in writer.themes):
             themes[theme] = _majority(given)
-    return _majority([v.sentiment for v in votes]), themes
+    for theme in dict.fromkeys(t for v in votes for t in v.scope):
+        again = [v for v in votes if theme in v.scope]
+        given = [v.themes[theme] for v in again if theme in v.themes]
+        if 2 * len(given) > len(again):
+            themes[theme] = _majority(given)
+        elif 2 * len(given) < len(again):
+            themes.pop(theme, None)
+    return _majority([v.sentiment for v in full]), themes
 
 
 def _records(path: Path, what: str, parse: Callable[[dict[str, Any]], _T]) -> Iterator[tuple[str, _T]]:
@@ -106,13 +124,20 @@ def read_annotations(path: Path, theme_ids: set[str]) -> dict[str, Annotation]:
 
     def parse(d: dict[str, Any]) -> tuple[str, Annotation]:
         themes = {str(k): str(v) for k, v in (d.get("themes") or {}).items()}
+        if "scope" in d:
+            scope = tuple(str(t) for t in d["scope"])
+            if not scope:
+                raise ValueError("a re-annotation needs the themes it judges (scope)")
+            return str(d["id"]), Annotation(name, "", themes, scope)
         return str(d["id"]), Annotation(name, str(d["sentiment"]), themes)
 
     out: dict[str, Annotation] = {}
     for where, (item_id, ann) in _records(path, "annotation", parse):
-        _check_labels({ann.sentiment, *ann.themes.values()}, where)
-        if unknown := set(ann.themes) - theme_ids:
+        _check_labels({*([ann.sentiment] if not ann.scope else []), *ann.themes.values()}, where)
+        if unknown := (set(ann.themes) | set(ann.scope)) - theme_ids:
             raise InputError(f"unknown theme id(s) {sorted(unknown)}", file=where)
+        if ann.scope and (outside := set(ann.themes) - set(ann.scope)):
+            raise InputError(f"theme(s) {sorted(outside)} outside the re-annotation's scope", file=where)
         if item_id in out:
             raise InputError(f"comment {item_id} annotated twice", file=where)
         out[item_id] = ann
@@ -139,6 +164,47 @@ def agreement(pairs: Sequence[tuple[Annotation, Annotation]], theme_ids: Sequenc
         "sentiment_macro_f1": sentiment["macro_f1"],
         "sentiment_kappa": cohen_kappa(sent_a, sent_b),
     }
+
+
+def writer_second_pairs(labellings: Iterable[Sequence[Annotation]]) -> list[tuple[Annotation, Annotation]]:
+    """(writer, second annotator) of every comment that has a second full annotation."""
+    pairs = []
+    for anns in labellings:
+        full = [a for a in anns if not a.scope]
+        if len(full) > 1:
+            pairs.append((full[0], full[1]))
+    return pairs
+
+
+def revision_agreement(labellings: Iterable[Sequence[Annotation]], theme: str) -> dict[str, Any]:
+    """How the re-annotators of ``theme`` agree with each other (Cohen's kappa of each pair, in file order, on the
+    comments both judged; the share where all agree) and how their votes moved its labels: comments that gained
+    or lost it against the adjudication of the full annotations alone."""
+    votes: dict[str, dict[int, bool]] = {}
+    n = unanimous = gained = lost = 0
+    for k, anns in enumerate(labellings):
+        again = [a for a in anns if theme in a.scope]
+        if not again:
+            continue
+        n += 1
+        said = [theme in a.themes for a in again]
+        unanimous += len(set(said)) == 1
+        for a, v in zip(again, said, strict=True):
+            votes.setdefault(a.annotator, {})[k] = v
+        before = theme in adjudicate([a for a in anns if not a.scope])[1]
+        after = theme in adjudicate(anns)[1]
+        gained += after and not before
+        lost += before and not after
+    names = list(votes)
+    kappas = {}
+    for i, first in enumerate(names):
+        for other in names[i + 1 :]:
+            both = sorted(set(votes[first]) & set(votes[other]))
+            if both:
+                kappas[f"{first} / {other}"] = cohen_kappa(
+                    [votes[first][k] for k in both], [votes[other][k] for k in both]
+                )
+    return {"n": n, "unanimous": unanimous, "kappa": kappas, "gained": gained, "lost": lost}
 
 
 ClauseKey = tuple[str, int]  # (comment id, sentence index)

@@ -13,7 +13,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from pipelines.train.annotations import agreement
+from pipelines.train.annotations import agreement, revision_agreement, writer_second_pairs
 from pipelines.train.corpus import CORPUS_DIR, CorpusItem, corpus_stats, load_corpus, near_duplicate_pairs
 
 __all__ = ["SPLITS_FILE", "datasheet_tables", "read_splits", "write_splits"]
@@ -80,18 +80,20 @@ def datasheet_tables(items: list[CorpusItem]) -> str:
 
 
 def _agreement_tables(items: list[CorpusItem]) -> list[str]:
-    pairs = [(it.annotations[0], it.annotations[1]) for it in items if len(it.annotations) > 1]
+    pairs = writer_second_pairs(it.annotations for it in items)
     if not pairs:
         return []
     from models.taxonomy import default_taxonomy
 
-    ids = default_taxonomy().ids
+    present = {t for it in items for a in it.annotations for t in a.themes}
+    ids = [t for t in default_taxonomy().ids if t in present]
+    ids += sorted(present - set(ids))  # a custom corpus's own themes
     agree = agreement(pairs, ids)
     themes = agree["themes"]
     second = pairs[0][1].annotator
     changed_themes = sum(1 for it in items if set(it.themes) != set(it.annotations[0].themes))
     changed_sentiment = sum(1 for it in items if it.sentiment != it.annotations[0].sentiment)
-    per_comment = Counter(len(it.annotations) for it in items)
+    per_comment = Counter(sum(1 for a in it.annotations if not a.scope) for it in items)
     votes = ", ".join(f"{k} on {per_comment[k]}" for k in sorted(per_comment))
     return [
         f"annotators per comment: {votes}; "
@@ -112,7 +114,22 @@ def _agreement_tables(items: list[CorpusItem]) -> list[str]:
                 for t in ids
             ],
         ),
+        *_revision_lines(items),
     ]
+
+
+def _revision_lines(items: list[CorpusItem]) -> list[str]:
+    revised = dict.fromkeys(t for it in items for a in it.annotations for t in a.scope)
+    lines = []
+    for theme in revised:
+        r = revision_agreement((it.annotations for it in items), theme)
+        kappas = ", ".join(f"{pair} {k:.3f}" for pair, k in r["kappa"].items())
+        lines.append(
+            f"{theme} re-annotated under its revised definition on {r['n']} comments: all agree on "
+            f"{r['unanimous']} ({r['unanimous'] / max(r['n'], 1):.1%}), kappa {kappas}; the revision gave it to "
+            f"{r['gained']} comments and took it from {r['lost']}"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

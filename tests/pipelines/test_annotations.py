@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from pipelines.errors import InputError
-from pipelines.train.annotations import Annotation, adjudicate, agreement
+from pipelines.train.annotations import (
+    Annotation,
+    adjudicate,
+    agreement,
+    revision_agreement,
+    writer_second_pairs,
+)
 from pipelines.train.corpus import corpus_digest, load_corpus
 
 MINI = Path(__file__).parents[1] / "fixtures" / "mini_corpus"
@@ -38,6 +44,50 @@ def test_three_annotators_decide_by_majority() -> None:
     assert adjudicate([ann("negative"), ann("neutral"), ann("positive")])[0] == "negative"
     with pytest.raises(ValueError):
         adjudicate([])
+
+
+def again(name: str, **themes: str) -> Annotation:
+    """A re-annotation of the theme ``inconvenience`` under its revised definition."""
+    return Annotation(name, "", themes, ("inconvenience",))
+
+
+def test_re_annotations_replace_the_earlier_votes_on_their_theme_only() -> None:
+    writer = ann("negative", inconvenience="negative", bug="negative")
+    second = ann("negative", inconvenience="negative", bug="negative")
+    # the full annotations give inconvenience 2/2; the re-annotators take it away 2 to 1, bug stays
+    votes = [writer, second, again("r1"), again("r2", inconvenience="negative"), again("r3")]
+    assert adjudicate(votes) == ("negative", {"bug": "negative"})
+    # nobody gave it before: 2 of 3 re-annotators give it, with the sentiment of their majority
+    plain = [ann("neutral", usability="negative"), ann("neutral", usability="negative")]
+    given = [again("r1", inconvenience="negative"), again("r2", inconvenience="neutral"), again("r3")]
+    assert adjudicate(plain + given) == ("neutral", {"usability": "negative", "inconvenience": "negative"})
+    # a tie among re-annotators keeps the earlier decision either way
+    tie = [again("r1", inconvenience="negative"), again("r2")]
+    assert adjudicate([writer, second, *tie])[1] == {"inconvenience": "negative", "bug": "negative"}
+    assert adjudicate([*plain, *tie])[1] == {"usability": "negative"}
+    # the overall sentiment comes from the full annotations; re-annotations alone are not a labelling
+    with pytest.raises(ValueError):
+        adjudicate(given)
+
+
+def test_revision_agreement_by_hand() -> None:
+    a, b = ann("negative", inconvenience="negative"), ann("negative", inconvenience="negative")
+    c = ann("neutral")
+    labellings = [
+        [a, b, again("r1"), again("r2"), again("r3", inconvenience="negative")],  # lost
+        [a, b, again("r1", inconvenience="negative"), again("r2", inconvenience="negative"), again("r3")],
+        [c, a, again("r1", inconvenience="negative"), again("r2", inconvenience="negative"), again("r3")],
+        [c, a, again("r1"), again("r2"), again("r3")],  # unanimous, stays out
+        [c, c],  # not re-annotated
+    ]
+    r = revision_agreement(labellings, "inconvenience")
+    assert (r["n"], r["unanimous"], r["gained"], r["lost"]) == (4, 1, 1, 1)
+    # r1 and r2 agree on all four (yes on two, no on two) -> kappa 1; r1 (0110) vs r3 (1000): observed 1/4,
+    # shares 1/2 and 1/4 -> chance 1/2*1/4 + 1/2*3/4 = 1/2 -> kappa (1/4 - 1/2) / (1 - 1/2) = -0.5
+    assert r["kappa"]["r1 / r2"] == pytest.approx(1.0)
+    assert r["kappa"]["r1 / r3"] == pytest.approx(-0.5)
+    # the writer / second pairs skip the re-annotations
+    assert writer_second_pairs(labellings) == [(a, b), (a, b), (c, a), (c, a), (c, c)]
 
 
 def test_agreement_by_hand() -> None:
@@ -96,6 +146,10 @@ def test_load_corpus_adjudicates_with_the_annotation_files(tmp_path: Path) -> No
         ('{"id": "ZZZ-0001", "sentiment": "positive", "themes": {}}', r"unknown comment ZZZ-0001"),
         ('{"id": "ID", "sentiment": "happy", "themes": {}}', r"1-second.jsonl:1.*unknown sentiment"),
         ('{"id": "ID", "sentiment": "positive", "themes": {"weather": "positive"}}', r"weather"),
+        ('{"id": "ID", "scope": [], "themes": {}}', r"1-second.jsonl:1.*scope"),
+        ('{"id": "ID", "scope": ["weather"], "themes": {}}', r"weather"),
+        ('{"id": "ID", "scope": ["bug"], "themes": {"price": "negative"}}', r"price.*outside"),
+        ('{"id": "ID", "scope": ["bug"], "themes": {"bug": "angry"}}', r"unknown sentiment"),
     ],
 )
 def test_bad_annotation_lines_name_the_file_and_line(tmp_path: Path, line: str, message: str) -> None:
@@ -118,16 +172,18 @@ def test_shipped_corpus_adds_annotators_where_the_earlier_ones_disagree() -> Non
     where three split on whether a theme applies. Which comments got more votes depends on the votes only."""
     items = load_corpus()
     for it in items:
-        writer, second = it.annotations[:2]
+        full = [a for a in it.annotations if not a.scope]
+        writer, second = full[:2]
         differ = writer.sentiment != second.sentiment or set(writer.themes) != set(second.themes)
-        first3 = it.annotations[:3]
+        first3 = full[:3]
         split = differ and any(
             0 < sum(t in a.themes for a in first3) < 3 for t in {t for a in first3 for t in a.themes}
         )
-        assert len(it.annotations) == (5 if split else 3 if differ else 2), it.id
-        assert [a.annotator for a in it.annotations] == ["writer", "second", "third", "fourth", "fifth"][
-            : len(it.annotations)
-        ]
+        assert len(full) == (5 if split else 3 if differ else 2), it.id
+        assert [a.annotator for a in full] == ["writer", "second", "third", "fourth", "fifth"][: len(full)]
+        # 不便 was judged again, under its revised definition, on every comment, by three annotators
+        again = [(a.annotator, a.scope) for a in it.annotations if a.scope]
+        assert again == [(f"inconvenience-{k}", ("inconvenience",)) for k in (1, 2, 3)], it.id
 
 
 TWO_CLAUSES = {
