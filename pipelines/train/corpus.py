@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "assign_splits",
     "corpus_digest",
     "corpus_stats",
+    "hash_splits",
     "load_corpus",
     "near_duplicate_pairs",
 ]
@@ -130,13 +132,13 @@ def _hash_split(item_id: str) -> str:
     return "train" if bucket < 70 else ("validation" if bucket < 85 else "test")
 
 
-def assign_splits(items: list[CorpusItem]) -> list[tuple[int, int]]:
-    """Set ``item.split`` for every item; returns the near-duplicate pairs found."""
-    for item in items:
-        item.split = _hash_split(item.id)
-    pairs = near_duplicate_pairs([it.text for it in items])
+def hash_splits(ids: Sequence[str], texts: Sequence[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    """The split of each record (by a hash of its id, near-duplicates pulled into the split of their first
+    member) and the near-duplicate pairs found."""
+    splits = [_hash_split(i) for i in ids]
+    pairs = near_duplicate_pairs(list(texts))
     # union-find so a chain of near-duplicates lands in one split
-    parent = list(range(len(items)))
+    parent = list(range(len(splits)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -146,8 +148,14 @@ def assign_splits(items: list[CorpusItem]) -> list[tuple[int, int]]:
 
     for i, j in pairs:
         parent[find(j)] = find(i)
-    for i, item in enumerate(items):
-        item.split = items[find(i)].split
+    return [splits[find(i)] for i in range(len(splits))], pairs
+
+
+def assign_splits(items: list[CorpusItem]) -> list[tuple[int, int]]:
+    """Set ``item.split`` for every item; returns the near-duplicate pairs found."""
+    splits, pairs = hash_splits([it.id for it in items], [it.text for it in items])
+    for item, split in zip(items, splits, strict=True):
+        item.split = split
     return pairs
 
 

@@ -4,7 +4,8 @@
     python -m pipelines.train.datasheet --write    # also rewrite corpus/splits.tsv
 
 ``splits.tsv`` (id, split) records the fixed train / validation / test assignment; a test checks that
-``load_corpus`` still reproduces it, so adding comments never silently moves existing ones.
+``load_corpus`` still reproduces it, so adding comments never silently moves existing ones. The short-sentence set
+(``corpus/short``) has its own figures and its own ``short/splits.tsv``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from pathlib import Path
 
 from pipelines.train.annotations import agreement, revision_agreement, writer_second_pairs
 from pipelines.train.corpus import CORPUS_DIR, CorpusItem, corpus_stats, load_corpus, near_duplicate_pairs
+from pipelines.train.short_sentences import ShortSentence, load_short_sentences, short_agreement
 
-__all__ = ["SPLITS_FILE", "datasheet_tables", "read_splits", "write_splits"]
+__all__ = ["SPLITS_FILE", "datasheet_tables", "read_splits", "short_tables", "write_splits"]
 
 SPLITS_FILE = CORPUS_DIR / "splits.tsv"
 
 
-def write_splits(items: list[CorpusItem], path: Path = SPLITS_FILE) -> None:
+def write_splits(items: list[CorpusItem] | list[ShortSentence], path: Path = SPLITS_FILE) -> None:
     lines = ["id\tsplit", *(f"{it.id}\t{it.split}" for it in items)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -132,6 +134,36 @@ def _revision_lines(items: list[CorpusItem]) -> list[str]:
     return lines
 
 
+def short_tables(items: list[ShortSentence]) -> str:
+    """The short-sentence set: size, lengths, labels per split, and how its annotators agree."""
+    by_split = {s: [it for it in items if it.split == s] for s in ("train", "validation", "test")}
+    lengths = sorted(len(it.text) for it in items)
+    a = short_agreement(items)
+    kappa = f"{a['kappa']:.3f}" if a["kappa"] is not None else "-"
+    return "\n\n".join(
+        [
+            f"short sentences: {len(items)} (median {lengths[len(lengths) // 2]} chars, "
+            f"{sum(n <= 12 for n in lengths)} of 12 or fewer); writer vs second: {a['agree']} of {a['second']} agree "
+            f"(kappa {kappa}); {a['third']} with a third vote; adjudication changed {a['changed']} labels",
+            _table(
+                ("split", "sentences", "positive", "neutral", "negative"),
+                [
+                    (
+                        s,
+                        len(v),
+                        *(
+                            sum(it.sentiment == lab for it in v)
+                            for lab in ("positive", "neutral", "negative")
+                        ),
+                    )
+                    for s, v in by_split.items()
+                ],
+            ),
+            _table(("industry", "sentences"), sorted(Counter(it.industry for it in items).items())),
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR)
@@ -139,8 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     items = load_corpus(args.corpus)
     print(datasheet_tables(items))
+    short = load_short_sentences(args.corpus / "short")
+    if short:
+        print("\n" + short_tables(short))
     if args.write:
         write_splits(items, args.corpus / "splits.tsv")
+        if short:
+            write_splits(short, args.corpus / "short" / "splits.tsv")
     return 0
 
 

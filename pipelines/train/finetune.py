@@ -3,8 +3,8 @@
     python -m pipelines.train.finetune --out models/artifacts/encoder [--epochs 4]
 
 One encoder is tuned for both tasks at once, so analysis pays for one encoder pass: a 3-class
-sentiment head on sentences, whole comments and chABSA's training documents, and a multi-label theme
-head on comments. Comments are seen as the classify stage sees them: their clauses are embedded one
+sentiment head on sentences, whole comments, the short sentences (``corpus/short``) and chABSA's training
+documents, and a multi-label theme head on comments. Comments are seen as the classify stage sees them: their clauses are embedded one
 by one and the comment vector is the mean of the clause vectors. The word-embedding table stays frozen
 (it keeps the bundle's 4-bit values, and 96 of the 118 million weights need no gradient); the twelve
 transformer blocks, positions and LayerNorms train. A keep term (``keep_weight`` x ``1 - cos``) holds
@@ -52,8 +52,9 @@ from pipelines.metrics import classification_report, multilabel_report
 from pipelines.normalize import normalize_text
 from pipelines.pii import mask_pii
 from pipelines.records import SENTIMENT_LABELS
-from pipelines.train.corpus import corpus_digest, load_corpus
+from pipelines.train.corpus import CORPUS_DIR, corpus_digest, load_corpus
 from pipelines.train.external import load_chabsa
+from pipelines.train.short_sentences import load_short_sentences, short_digest
 
 __all__ = ["Example", "finetune", "pack_tensors", "quantize_rows"]
 
@@ -108,6 +109,8 @@ def _examples(
         return [[*r[: max_tokens - 1], r[-1]] if len(r) > max_tokens else r for r in rows]
 
     sentences = [(mask_pii(normalize_text(s)), lab) for it in items for s, lab in it.sentences]
+    short = load_short_sentences(Path(corpus_dir or CORPUS_DIR) / "short")
+    sentences += [(mask_pii(normalize_text(s.text)), s.sentiment) for s in short if s.split == split]
     if use_chabsa and split == "train":
         sentences += [(mask_pii(normalize_text(t)), lab) for t, lab in load_chabsa(split="train")]
     vectors = anchor.encode([t for t, _ in sentences])
@@ -358,6 +361,9 @@ def finetune(
         },
         "train_examples": len(train),
         "corpus_digest": corpus_digest(load_corpus(corpus_dir, ids)),
+        "short_sentences_digest": short_digest(
+            load_short_sentences(Path(corpus_dir or CORPUS_DIR) / "short")
+        ),
         "taxonomy_version": tax.version,
         "validation": history,
         "seconds": round(time.time() - started),

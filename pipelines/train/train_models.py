@@ -1,8 +1,9 @@
 """Train the shipped sentiment and theme heads: ``koe train`` (deterministic for a given corpus).
 
-Sentiment: corpus train sentences + train comments (+ chABSA's training documents), each sentence
-seen as the classify stage sees it (its clauses' mean), C chosen and calibrated on the validation
-split. Themes: train + validation comments, thresholds from out-of-fold predictions of the co-theme
+Sentiment: corpus train sentences + train comments + the short sentences' train split (+ chABSA's
+training documents), each sentence seen as the classify stage sees it (its clauses' mean), C chosen
+and calibrated on the validation splits (corpus sentences and comments, short sentences). Themes:
+train + validation comments, thresholds from out-of-fold predictions of the co-theme
 stage (``ThemeClassifier.fit``). Test-split figures go into each head's ``meta.json``;
 ``benchmarks/quality.py`` reports the full table, JRTE included (JRTE is never read here).
 """
@@ -25,9 +26,10 @@ from pipelines.classify import Prepared, batches, prepare
 from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
 from pipelines.normalize import normalize_text
 from pipelines.records import SENTIMENT_LABELS
-from pipelines.train.corpus import CorpusItem, corpus_digest, corpus_stats, load_corpus
+from pipelines.train.corpus import CORPUS_DIR, CorpusItem, corpus_digest, corpus_stats, load_corpus
 from pipelines.train.embedding_cache import CachedEmbedder
 from pipelines.train.external import load_chabsa
+from pipelines.train.short_sentences import load_short_sentences, short_digest
 
 __all__ = ["train_models"]
 
@@ -88,9 +90,20 @@ def train_models(
             [lab for it in part for _, lab in it.sentences],
         )
 
-    # -- sentiment: sentences and whole comments (+ chABSA), calibrated on validation ---------------
-    parts = [sentences["train"][0], comments["train"]]
-    labels = [*sentences["train"][1], *(it.sentiment for it in split["train"])]
+    short_all = load_short_sentences(Path(corpus_dir or CORPUS_DIR) / "short")
+    short = {
+        name: (_sentence_batch([s.text for s in part], embedder), [s.sentiment for s in part])
+        for name in ("train", "validation", "test")
+        if (part := [s for s in short_all if s.split == name])
+    }
+
+    # -- sentiment: sentences, whole comments, short sentences (+ chABSA), calibrated on validation ----
+    parts = [sentences["train"][0], comments["train"], *([short["train"][0]] if "train" in short else [])]
+    labels = [
+        *sentences["train"][1],
+        *(it.sentiment for it in split["train"]),
+        *short.get("train", ((), []))[1],
+    ]
     chabsa_n = 0
     if use_chabsa:
         try:
@@ -104,8 +117,18 @@ def train_models(
             chabsa_n = len(chabsa)
     # C is chosen on the validation split: the best value depends on the encoder (1 on the tuned
     # e5, 4-8 on the frozen one), so each `koe train` picks it for the encoder it trains on
-    cal = TextBatch.concat([sentences["validation"][0], comments["validation"]])
-    y_cal = [*sentences["validation"][1], *(it.sentiment for it in split["validation"])]
+    cal = TextBatch.concat(
+        [
+            sentences["validation"][0],
+            comments["validation"],
+            *([short["validation"][0]] if "validation" in short else []),
+        ]
+    )
+    y_cal = [
+        *sentences["validation"][1],
+        *(it.sentiment for it in split["validation"]),
+        *short.get("validation", ((), []))[1],
+    ]
     train_batch = TextBatch.concat(parts)
     grid: dict[float, float] = {}
     best: SentimentHead | None = None
@@ -140,6 +163,15 @@ def train_models(
     comment_report = classification_report(
         [it.sentiment for it in split["test"]], comment_pred, SENTIMENT_LABELS
     )
+    if "test" in short:
+        short_report = classification_report(
+            short["test"][1], sentiment.predict(short["test"][0]), SENTIMENT_LABELS
+        )
+        metrics_short = {
+            "short_sentence_sentiment_test": {k: short_report[k] for k in ("n", "accuracy", "macro_f1")}
+        }
+    else:
+        metrics_short = {}
     p_test = themes.predict_proba(comments["test"])
     theme_report = multilabel_report(_theme_matrix(split["test"], ids), p_test >= themes.thresholds_, ids)
     idx = {lab: i for i, lab in enumerate(SENTIMENT_LABELS)}
@@ -147,6 +179,7 @@ def train_models(
         "sentence_sentiment_test": {k: sent_report[k] for k in ("n", "accuracy", "macro_f1")},
         "comment_sentiment_test": {k: comment_report[k] for k in ("n", "accuracy", "macro_f1")},
         "sentence_ece_test": expected_calibration_error(proba, np.array([idx[v] for v in y_test_s])),
+        **metrics_short,
         "themes_test": {
             "micro_f1": theme_report["micro_f1"],
             "macro_f1": theme_report["macro_f1"],
@@ -161,6 +194,8 @@ def train_models(
         meta={
             "name": "koe-sentiment-lr",
             "chabsa_train_sentences": chabsa_n,
+            "short_sentences_digest": short_digest(short_all),
+            "short_sentences": {name: len(v[1]) for name, v in short.items()},
             "validation_macro_f1_by_C": {str(c): round(f, 4) for c, f in grid.items()},
             **common,
         },
