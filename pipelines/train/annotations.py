@@ -17,7 +17,9 @@ the revised taxonomy. For a theme in its scope, a comment's re-annotations repla
 applies when more than half of them give it (its sentiment their majority), does not when more than half leave it
 out, and a tie keeps the earlier decision. The first revision (2026-12-07): ``inconvenience`` (不便), the theme
 annotators agreed on least (kappa 0.77), now written as an extra effort or a thing the customer cannot do, not a
-problem of another theme stated on its own; three annotators judged every comment again.
+problem of another theme stated on its own; three annotators judged every comment again. The second (2026-12-07,
+later): ``trust`` (信頼) and ``disappointment`` (がっかり) in one pass (scope of both), with what earns each and
+where they meet written out (a claim that turned out false is trust; the letdown voiced is disappointment).
 Sentence sentiments have one annotator, the writer. Clauses (the parts the classify stage cuts a sentence into,
 ``pipelines.classify.prepare``; per-theme sentiment is read from them) have their own labels in
 ``corpus/clauses/<order>-<name>.jsonl``, one ``{"key": "<comment id>#<sentence index>", "clauses": [[text, label],

@@ -2,24 +2,23 @@
 
     python -m pipelines.train.finetune --out models/artifacts/encoder [--epochs 4]
 
-One encoder is tuned for both tasks at once, so analysis pays for one encoder pass: a 3-class
-sentiment head on sentences, whole comments, the short sentences (``corpus/short``) and chABSA's training
-documents, and a multi-label theme head on comments. Comments are seen as the classify stage sees them: their clauses are embedded one
-by one and the comment vector is the mean of the clause vectors. The word-embedding table stays frozen
-(it keeps the bundle's 4-bit values, and 96 of the 118 million weights need no gradient); the twelve
-transformer blocks, positions and LayerNorms train. A keep term (``keep_weight`` x ``1 - cos``) holds
-each clause vector near the untuned encoder's: without it the space collapses (unrelated sentences end
-up at cosine 0.24 instead of 0.84) and custom themes, scored by similarity to their examples, break.
-Both task heads start from logistic regressions fitted on the untuned vectors (linear probe, then
-fine-tune), and the theme loss weighs each theme's positives by sqrt(negatives / positives); the first
-recipe (random heads, unweighted theme loss: ``--no-linear-probe --no-balanced-themes``) left its own theme
-head at micro-F1 0.21 on validation after two epochs, so the encoder got little theme signal.
-Four epochs: with the new recipe, two gave validation macro-F1 / micro-F1 0.856 / 0.703 for this
-script's own heads, three 0.866 / 0.719 (35 minutes on 2 cores), and a four-epoch run (the learning rate
-decays over all four) 0.870 / 0.731 (48 minutes). The defaults are the shipped recipe. The task heads used
-here are thrown away: the shipped sentiment
-and theme heads are trained afterwards on the tuned encoder's embeddings by ``KOE_ENCODER=e5-tuned koe
-train``, with the same calibration and thresholds as on the frozen encoder.
+One encoder is tuned for both tasks at once, so analysis pays for one encoder pass: a 3-class sentiment head
+on sentences, whole comments, the short sentences (``corpus/short``) and chABSA's training documents, and a
+multi-label theme head on comments. Comments are seen as the classify stage sees them: their clauses are
+embedded one by one and the comment vector is the mean of the clause vectors. The word-embedding table stays
+frozen (it keeps the bundle's 4-bit values, and 96 of the 118 million weights need no gradient); the twelve
+transformer blocks, positions and LayerNorms train. A keep term (``keep_weight`` x ``1 - cos``) holds each
+clause vector near the untuned encoder's: without it the space collapses (unrelated sentences end up at cosine
+0.24 instead of 0.84) and custom themes, scored by similarity to their examples, break. Both task heads start
+from logistic regressions fitted on the untuned vectors (linear probe, then fine-tune), and the theme loss
+weighs each theme's positives by sqrt(negatives / positives); the first recipe (random heads, unweighted theme
+loss: ``--no-linear-probe --no-balanced-themes``) left its own theme head at micro-F1 0.21 on validation after
+two epochs, so the encoder got little theme signal. Four epochs: with the new recipe, two gave validation
+macro-F1 / micro-F1 0.856 / 0.703 for this script's own heads, three 0.866 / 0.719 (35 minutes on 2 cores),
+and a four-epoch run (the learning rate decays over all four) 0.870 / 0.731 (48 minutes). The defaults are the
+shipped recipe. The task heads used here are thrown away: the shipped sentiment and theme heads are trained
+afterwards on the tuned encoder's embeddings by ``KOE_ENCODER=e5-tuned koe train``, with the same calibration
+and thresholds as on the frozen encoder.
 
 Written out: ``encoder.npz`` (every tuned tensor as int8 with one scale per output row, about 19 MB;
 ``models.encoders.onnx_encoder`` turns it into an int8 ONNX graph at first use) and ``meta.json``

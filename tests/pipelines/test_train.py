@@ -91,3 +91,76 @@ def test_shipped_corpus_reproduces_the_committed_splits() -> None:
     assert {it.id: it.split for it in items} == read_splits()
     assert len(items) >= 4000
     assert len({it.industry for it in items}) >= 10
+
+
+SHORT = [
+    ("部屋が広くて快適でした。", "positive"),
+    ("部屋が狭くて窮屈でした。", "negative"),
+    ("大変素晴らしかったです。", "positive"),
+    ("大変不愉快でした。", "negative"),
+    ("出張で一泊しました。", "neutral"),
+    ("ぐっすり眠れました。", "positive"),
+    ("一睡もできなかった。", "negative"),
+    ("駅から徒歩5分です。", "neutral"),
+    ("さすがです！", "positive"),
+    ("期待外れでした。", "negative"),
+    ("2回目の利用です。", "neutral"),
+    ("言うことなしです。", "positive"),
+    ("二度と行きません。", "negative"),
+    ("チェックインは15時です。", "neutral"),
+    ("疲れが取れました。", "positive"),
+    ("値段が高すぎます。", "negative"),
+    ("普通です。", "neutral"),
+    ("また来ます！", "positive"),
+    ("散々でした。", "negative"),
+    ("朝食は7時からですか？", "neutral"),
+]
+
+
+@pytest.mark.slow
+def test_the_sentiment_head_learns_the_short_sentences_of_its_corpus(tmp_path: Path) -> None:
+    import shutil
+
+    from pipelines.train.short_sentences import load_short_sentences
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(MINI, corpus)
+    (corpus / "short").mkdir()
+    (corpus / "short" / "part-1.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"id": f"short-1-{k:04d}", "industry": "hotel", "text": t, "sentiment": s}, ensure_ascii=False
+            )
+            + "\n"
+            for k, (t, s) in enumerate(SHORT, start=1)
+        ),
+        encoding="utf-8",
+    )
+    splits = {it.split for it in load_short_sentences(corpus / "short")}
+    result = train_models(
+        tmp_path / "artifacts",
+        corpus_dir=corpus,
+        use_chabsa=False,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
+    meta = json.loads((tmp_path / "artifacts" / "sentiment" / "meta.json").read_text(encoding="utf-8"))
+    by_split = {s: sum(it.split == s for it in load_short_sentences(corpus / "short")) for s in splits}
+    assert meta["short_sentences"] == by_split and sum(by_split.values()) == len(SHORT)
+    assert meta["short_sentences_digest"]
+    assert ("short_sentence_sentiment_test" in result["metrics"]) == ("test" in splits)
+
+
+def test_the_shipped_heads_learnt_the_current_labels() -> None:
+    """Changing a label, or a short sentence, without running `koe train` again leaves heads that learnt other
+    labels than the ones the docs and the benchmarks read."""
+    from models.bundle import ARTIFACTS_DIR
+    from pipelines.train.corpus import corpus_digest
+    from pipelines.train.short_sentences import load_short_sentences, short_digest
+
+    digest = corpus_digest(load_corpus())
+    for head in ("sentiment", "themes"):
+        meta = json.loads((ARTIFACTS_DIR / head / "meta.json").read_text(encoding="utf-8"))
+        assert meta["corpus_digest"] == digest, head
+    meta = json.loads((ARTIFACTS_DIR / "sentiment" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["short_sentences_digest"] == short_digest(load_short_sentences())
