@@ -92,9 +92,9 @@ def train_models(
 
     short_all = load_short_sentences(Path(corpus_dir or CORPUS_DIR) / "short")
     short = {
-        name: (_sentence_batch([s.text for s in part], embedder), [s.sentiment for s in part])
+        name: (_sentence_batch([s.text for s in chosen], embedder), [s.sentiment for s in chosen])
         for name in ("train", "validation", "test")
-        if (part := [s for s in short_all if s.split == name])
+        if (chosen := [s for s in short_all if s.split == name])
     }
 
     # -- sentiment: sentences, whole comments, short sentences (+ chABSA), calibrated on validation ----
