@@ -50,7 +50,9 @@ __all__ = [
     "Annotation",
     "adjudicate",
     "agreement",
+    "check_labels",
     "clause_labels",
+    "majority",
     "read_annotations",
     "read_clause_votes",
     "read_records",
@@ -76,7 +78,7 @@ def _strict_majority(votes: Sequence[str]) -> str | None:
     return label if 2 * n > len(votes) else None
 
 
-def _majority(votes: Sequence[str]) -> str:
+def majority(votes: Sequence[str]) -> str:
     """The label more than half the votes give; otherwise the first vote's."""
     return _strict_majority(votes) or votes[0]
 
@@ -91,15 +93,15 @@ def adjudicate(votes: Sequence[Annotation]) -> tuple[str, dict[str, str]]:
     for theme in dict.fromkeys(t for v in full for t in v.themes):
         given = [v.themes[theme] for v in full if theme in v.themes]
         if 2 * len(given) > len(full) or (2 * len(given) == len(full) and theme in writer.themes):
-            themes[theme] = _majority(given)
+            themes[theme] = majority(given)
     for theme in dict.fromkeys(t for v in votes for t in v.scope):
         again = [v for v in votes if theme in v.scope]
         given = [v.themes[theme] for v in again if theme in v.themes]
         if 2 * len(given) > len(again):
-            themes[theme] = _majority(given)
+            themes[theme] = majority(given)
         elif 2 * len(given) < len(again):
             themes.pop(theme, None)
-    return _majority([v.sentiment for v in full]), themes
+    return majority([v.sentiment for v in full]), themes
 
 
 def read_records(path: Path, what: str, parse: Callable[[dict[str, Any]], _T]) -> Iterator[tuple[str, _T]]:
@@ -116,7 +118,7 @@ def read_records(path: Path, what: str, parse: Callable[[dict[str, Any]], _T]) -
                 raise InputError(f"{what} line is not a valid record: {exc}", file=where) from exc
 
 
-def _check_labels(labels: set[str], where: str) -> None:
+def check_labels(labels: set[str], where: str) -> None:
     if not labels <= set(SENTIMENT_LABELS):
         raise InputError("unknown sentiment label", file=where, value=", ".join(sorted(labels)))
 
@@ -136,7 +138,7 @@ def read_annotations(path: Path, theme_ids: set[str]) -> dict[str, Annotation]:
 
     out: dict[str, Annotation] = {}
     for where, (item_id, ann) in read_records(path, "annotation", parse):
-        _check_labels({*([ann.sentiment] if not ann.scope else []), *ann.themes.values()}, where)
+        check_labels({*([ann.sentiment] if not ann.scope else []), *ann.themes.values()}, where)
         if unknown := (set(ann.themes) | set(ann.scope)) - theme_ids:
             raise InputError(f"unknown theme id(s) {sorted(unknown)}", file=where)
         if ann.scope and (outside := set(ann.themes) - set(ann.scope)):
@@ -224,7 +226,7 @@ def read_clause_votes(directory: Path) -> dict[ClauseKey, list[list[tuple[str, s
     votes: dict[ClauseKey, list[list[tuple[str, str]]]] = {}
     for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
         for where, (key, clauses) in read_records(path, "clause", parse):
-            _check_labels({label for _, label in clauses}, where)
+            check_labels({label for _, label in clauses}, where)
             earlier = votes.setdefault(key, [])
             if earlier and [t for t, _ in earlier[0]] != [t for t, _ in clauses]:
                 raise InputError(

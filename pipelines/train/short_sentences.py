@@ -13,14 +13,12 @@ reports the test split as a row of its own. See ``corpus/short/README.md`` for h
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipelines.errors import InputError
-from pipelines.records import SENTIMENT_LABELS
-from pipelines.train.annotations import read_records
+from pipelines.train.annotations import check_labels, majority, read_records
 from pipelines.train.corpus import CORPUS_DIR, INDUSTRIES, hash_splits
 
 __all__ = ["SHORT_DIR", "ShortSentence", "load_short_sentences", "short_agreement", "short_digest"]
@@ -36,17 +34,6 @@ class ShortSentence:
     sentiment: str  # the majority of ``votes``
     votes: list[str] = field(default_factory=list)  # the writer's first
     split: str = ""
-
-
-def _check_label(label: str, where: str) -> str:
-    if label not in SENTIMENT_LABELS:
-        raise InputError("unknown sentiment label", file=where, value=label)
-    return label
-
-
-def _majority(votes: list[str]) -> str:
-    label, n = Counter(votes).most_common(1)[0]
-    return label if 2 * n > len(votes) else votes[0]
 
 
 def load_short_sentences(directory: str | Path | None = None) -> list[ShortSentence]:
@@ -69,7 +56,8 @@ def load_short_sentences(directory: str | Path | None = None) -> list[ShortSente
                 raise InputError("empty sentence text", file=where)
             if it.id in items:
                 raise InputError(f"sentence {it.id} written twice", file=where)
-            it.votes.append(_check_label(it.sentiment, where))
+            check_labels({it.sentiment}, where)
+            it.votes.append(it.sentiment)
             items[it.id] = it
     votes_dir = root / "annotations"
     for path in sorted(votes_dir.glob("*.jsonl")) if votes_dir.is_dir() else []:
@@ -82,11 +70,12 @@ def load_short_sentences(directory: str | Path | None = None) -> list[ShortSente
             if item_id in seen:
                 raise InputError(f"sentence {item_id} voted on twice", file=where)
             seen.add(item_id)
-            items[item_id].votes.append(_check_label(label, where))
+            check_labels({label}, where)
+            items[item_id].votes.append(label)
     out = sorted(items.values(), key=lambda it: it.id)
     splits, _ = hash_splits([it.id for it in out], [it.text for it in out])
     for it, split in zip(out, splits, strict=True):
-        it.sentiment = _majority(it.votes)
+        it.sentiment = majority(it.votes)
         it.split = split
     return out
 
