@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from service.storage.db import as_utc, iso
 from service.storage.repository import Repository, now
 from service.storage.tables import Job, Survey
 
-__all__ = ["iso", "job_out", "survey_out"]
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive UTC
-
-
-def iso(value: datetime | None) -> str | None:
-    return _utc(value).isoformat(timespec="seconds") if value else None
+__all__ = ["job_out", "survey_out"]
 
 
 def job_out(repo: Repository, job: Job) -> dict[str, Any]:
@@ -24,7 +16,7 @@ def job_out(repo: Repository, job: Job) -> dict[str, Any]:
     total = job.rows_total
     eta = None
     if job.state == "running" and job.started_at and total and 0 < rows_done < total:
-        elapsed = (now() - _utc(job.started_at)).total_seconds()
+        elapsed = (now() - as_utc(job.started_at)).total_seconds()
         eta = round(elapsed / rows_done * (total - rows_done), 1)
     elif job.state == "succeeded":
         eta = 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,18 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["MIGRATIONS_DIR", "Database", "alembic_config"]
+__all__ = ["MIGRATIONS_DIR", "Database", "alembic_config", "as_utc", "iso"]
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime: SQLite hands back naive UTC, PostgreSQL an aware one."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored timestamp as every API answer writes it: ISO 8601 in UTC to the second (``...+00:00``), or None."""
+    return as_utc(value).isoformat(timespec="seconds") if value else None
+
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from service.storage.db import Database
+from service.storage.db import Database, iso
 from service.storage.repository import now
 from service.storage.tables import SurveyInsight, ThemeLabel
 
@@ -177,6 +177,6 @@ def label_out(row: ThemeLabel) -> dict[str, Any]:
         "label": row.label,
         "state": row.state,
         "taxonomy_version": row.taxonomy_version,
-        "created_at": row.created_at.isoformat(),
-        "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+        "created_at": iso(row.created_at),
+        "decided_at": iso(row.decided_at),
     }

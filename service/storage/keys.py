@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from pipelines.errors import Refused
-from service.storage.db import Database
+from service.storage.db import Database, as_utc, iso
 from service.storage.tables import ApiKey
 
 __all__ = ["SCOPES", "KeyInfo", "authenticate", "create_key", "list_keys", "revoke_key"]
@@ -41,8 +41,8 @@ class KeyInfo:
             "name": self.name,
             "prefix": self.prefix,
             "scopes": sorted(self.scopes),
-            "created_at": self.created_at.isoformat(),
-            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "created_at": iso(self.created_at),
+            "last_used_at": iso(self.last_used_at),
             "revoked": self.revoked,
         }
 
@@ -98,9 +98,7 @@ def authenticate(db: Database, key: str) -> KeyInfo | None:
         if row is None or row.revoked_at is not None:
             return None
         last = row.last_used_at
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=UTC)  # SQLite returns naive datetimes
-        if last is None or now - last > _TOUCH_EVERY:
+        if last is None or now - as_utc(last) > _TOUCH_EVERY:
             s.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
         return KeyInfo(row)
 

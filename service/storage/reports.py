@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.storage.db import Database
+from service.storage.db import Database, iso
 from service.storage.tables import ReportDelivery, Subscription, Survey
 
 __all__ = [
@@ -60,12 +60,6 @@ _SUBSCRIPTION_FIELDS = (
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive UTC
 
 
 def normalize_address(address: str) -> str:
@@ -329,10 +323,6 @@ def list_deliveries(
 
 def delivery_out(d: ReportDelivery) -> dict[str, Any]:
     """A delivery as JSON (the API and ``koe report deliveries`` print the same fields)."""
-
-    def iso(value: datetime | None) -> str | None:
-        found = _utc(value)
-        return found.isoformat(timespec="seconds") if found else None
 
     return {
         "id": d.id,

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models.taxonomy import Taxonomy
 from pipelines.errors import ConfigError
-from service.storage.db import Database
+from service.storage.db import Database, iso
 from service.storage.tables import TaxonomyVersion
 
 __all__ = ["VersionConflict", "current_taxonomy", "get_taxonomy", "list_versions", "save_taxonomy"]
@@ -52,7 +52,7 @@ def list_versions(db: Database) -> list[dict[str, object]]:
                 "name": r.name,
                 "note": r.note,
                 "themes": len(r.document.get("themes", [])),
-                "created_at": r.created_at.isoformat(),
+                "created_at": iso(r.created_at),
             }
             for r in rows
         ]

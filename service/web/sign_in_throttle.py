@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from sqlalchemy import delete, select
 
 from service.config import Settings
-from service.storage.db import Database
+from service.storage.db import Database, as_utc
 from service.storage.tables import SignInFailure
 from service.web.deps import render
 
@@ -29,10 +29,6 @@ __all__ = ["clear_failures", "client_of", "locked_for", "locked_page", "record_f
 
 def _key(email: str, client: str) -> str:
     return hashlib.sha256(f"{email.strip().lower()}\x00{client}".encode()).hexdigest()
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive UTC
 
 
 def locked_for(db: Database, settings: Settings, email: str, client: str) -> timedelta | None:
@@ -50,7 +46,7 @@ def locked_for(db: Database, settings: Settings, email: str, client: str) -> tim
         )
     if len(recent) < settings.login_max_failures:
         return None
-    return max(_utc(recent[-1]) + window - now, timedelta(seconds=1))
+    return max(as_utc(recent[-1]) + window - now, timedelta(seconds=1))
 
 
 def record_failure(db: Database, settings: Settings, email: str, client: str) -> None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +265,8 @@ def test_taxonomy_versions_and_reclassify(client: Any, keys: dict[str, dict[str,
     assert client.get("/v1/taxonomy/versions/999", headers=a).status_code == 404
     versions = client.get("/v1/taxonomy/versions", headers=a).json()["versions"]
     assert [v["version"] for v in versions] == list(range(base["version"], merged["version"] + 1))
+    # timestamps as every other answer writes them, on SQLite (naive) and PostgreSQL (aware) alike
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", v["created_at"]) for v in versions)
 
     out = client.post("/v1/classify", json={"texts": ["駐車場が狭すぎて車を停められない"]}, headers=a).json()
     assert "parking" in [t["id"] for t in out["results"][0]["themes"]]

@@ -14,11 +14,11 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pipelines.errors import ConfigError
 from pipelines.report.weekly import last_complete_week, parse_week
 from pipelines.report.weekly_render import render_weekly_standalone
-from service.api.views import iso
 from service.deps import RuntimeDep, require
 from service.errors import AUTH_PROBLEMS, APIError, problem_responses
 from service.scheduler import report_for_survey, zone
 from service.storage import reports as store
+from service.storage.db import iso
 from service.storage.tables import Subscription
 
 __all__ = ["router"]
