@@ -181,12 +181,13 @@ def test_shipped_corpus_adds_annotators_where_the_earlier_ones_disagree() -> Non
         )
         assert len(full) == (5 if split else 3 if differ else 2), it.id
         assert [a.annotator for a in full] == ["writer", "second", "third", "fourth", "fifth"][: len(full)]
-        # 不便, then 信頼 and がっかり were judged again, under their revised definitions, on every comment, by
-        # three annotators each
+        # 不便, then 信頼 and がっかり, then スタッフ and 品質 were judged again, under their revised definitions, on
+        # every comment, by three annotators each
         again = [(a.annotator, a.scope) for a in it.annotations if a.scope]
         assert again == [
             *((f"inconvenience-{k}", ("inconvenience",)) for k in (1, 2, 3)),
             *((f"trust-disappointment-{k}", ("trust", "disappointment")) for k in (1, 2, 3)),
+            *((f"staff-quality-{k}", ("support_staff", "product_quality")) for k in (1, 2, 3)),
         ], it.id
 
 
