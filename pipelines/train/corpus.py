@@ -118,13 +118,8 @@ def near_duplicate_pairs(texts: list[str], threshold: float = NEAR_DUPLICATE_COS
     )
     X = vec.transform([normalize_text(t) for t in texts])
     sims = (X @ X.T).tocoo()
-    return sorted(
-        {
-            (int(i), int(j))
-            for i, j, v in zip(sims.row, sims.col, sims.data, strict=True)
-            if i < j and v >= threshold
-        }
-    )
+    keep = (sims.row < sims.col) & (sims.data >= threshold)  # filtered in numpy: millions of shared 3-grams
+    return sorted({(int(i), int(j)) for i, j in zip(sims.row[keep], sims.col[keep], strict=True)})
 
 
 def _hash_split(item_id: str) -> str:

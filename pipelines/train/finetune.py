@@ -51,9 +51,9 @@ from pipelines.metrics import classification_report, multilabel_report
 from pipelines.normalize import normalize_text
 from pipelines.pii import mask_pii
 from pipelines.records import SENTIMENT_LABELS
-from pipelines.train.corpus import CORPUS_DIR, corpus_digest, load_corpus
+from pipelines.train.corpus import corpus_digest, load_corpus
 from pipelines.train.external import load_chabsa
-from pipelines.train.short_sentences import load_short_sentences, short_digest
+from pipelines.train.short_sentences import corpus_short_sentences, short_digest
 
 __all__ = ["Example", "finetune", "pack_tensors", "quantize_rows"]
 
@@ -108,7 +108,7 @@ def _examples(
         return [[*r[: max_tokens - 1], r[-1]] if len(r) > max_tokens else r for r in rows]
 
     sentences = [(mask_pii(normalize_text(s)), lab) for it in items for s, lab in it.sentences]
-    short = load_short_sentences(Path(corpus_dir or CORPUS_DIR) / "short")
+    short = corpus_short_sentences(corpus_dir)
     sentences += [(mask_pii(normalize_text(s.text)), s.sentiment) for s in short if s.split == split]
     if use_chabsa and split == "train":
         sentences += [(mask_pii(normalize_text(t)), lab) for t, lab in load_chabsa(split="train")]
@@ -360,9 +360,7 @@ def finetune(
         },
         "train_examples": len(train),
         "corpus_digest": corpus_digest(load_corpus(corpus_dir, ids)),
-        "short_sentences_digest": short_digest(
-            load_short_sentences(Path(corpus_dir or CORPUS_DIR) / "short")
-        ),
+        "short_sentences_digest": short_digest(corpus_short_sentences(corpus_dir)),
         "taxonomy_version": tax.version,
         "validation": history,
         "seconds": round(time.time() - started),

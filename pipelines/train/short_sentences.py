@@ -21,7 +21,14 @@ from pipelines.errors import InputError
 from pipelines.train.annotations import check_labels, majority, read_records
 from pipelines.train.corpus import CORPUS_DIR, INDUSTRIES, hash_splits
 
-__all__ = ["SHORT_DIR", "ShortSentence", "load_short_sentences", "short_agreement", "short_digest"]
+__all__ = [
+    "SHORT_DIR",
+    "ShortSentence",
+    "corpus_short_sentences",
+    "load_short_sentences",
+    "short_agreement",
+    "short_digest",
+]
 
 SHORT_DIR = CORPUS_DIR / "short"
 
@@ -34,6 +41,11 @@ class ShortSentence:
     sentiment: str  # the majority of ``votes``
     votes: list[str] = field(default_factory=list)  # the writer's first
     split: str = ""
+
+
+def corpus_short_sentences(corpus_dir: str | Path | None = None) -> list[ShortSentence]:
+    """The short sentences that go with a corpus folder: its ``short/`` subfolder (the shipped set for None)."""
+    return load_short_sentences(Path(corpus_dir) / "short" if corpus_dir else SHORT_DIR)
 
 
 def load_short_sentences(directory: str | Path | None = None) -> list[ShortSentence]:

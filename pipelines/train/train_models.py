@@ -26,10 +26,10 @@ from pipelines.classify import Prepared, batches, prepare
 from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
 from pipelines.normalize import normalize_text
 from pipelines.records import SENTIMENT_LABELS
-from pipelines.train.corpus import CORPUS_DIR, CorpusItem, corpus_digest, corpus_stats, load_corpus
+from pipelines.train.corpus import CorpusItem, corpus_digest, corpus_stats, load_corpus
 from pipelines.train.embedding_cache import CachedEmbedder
 from pipelines.train.external import load_chabsa
-from pipelines.train.short_sentences import load_short_sentences, short_digest
+from pipelines.train.short_sentences import corpus_short_sentences, short_digest
 
 __all__ = ["train_models"]
 
@@ -90,7 +90,7 @@ def train_models(
             [lab for it in part for _, lab in it.sentences],
         )
 
-    short_all = load_short_sentences(Path(corpus_dir or CORPUS_DIR) / "short")
+    short_all = corpus_short_sentences(corpus_dir)
     short = {
         name: (_sentence_batch([s.text for s in chosen], embedder), [s.sentiment for s in chosen])
         for name in ("train", "validation", "test")
