@@ -45,7 +45,7 @@ class SentimentHead(LinearCoefficients):
 
     def __init__(
         self,
-        C: float = 4.0,  # `koe train` picks C on the validation split (see SENTIMENT_C_GRID)
+        C: float = 4.0,  # `koe train` picks C and class_weight on the validation split (SENTIMENT_C_GRID)
         class_weight: str | None = "balanced",
         lemma_weight: float = 0.5,
         char_weight: float = 0.5,

@@ -48,6 +48,15 @@ def test_train_then_classify(tmp_path: Path) -> None:
         meta["encoder"].startswith(f"onnx-int8-per-token-g{GRAPH_VERSION}:e5-small-tuned@")
         and meta["corpus_digest"]
     )
+    # the sentiment head kept is the best of the C x class-weighting grid on validation
+    sentiment_dir = tmp_path / "artifacts" / "sentiment"
+    grid = json.loads((sentiment_dir / "meta.json").read_text(encoding="utf-8"))[
+        "validation_macro_f1_by_setting"
+    ]
+    config = json.loads((sentiment_dir / "config.json").read_text(encoding="utf-8"))
+    assert len(grid) == 6 and grid[f"C={config['C']:g} {config['class_weight'] or 'unweighted'}"] == max(
+        grid.values()
+    )
     bundle = load_bundle(tmp_path / "artifacts")
     texts = ["配送が遅すぎて困りました", "", "スタッフの方がとても親切でした。ありがとうございました！"]
     out = classify_texts(texts, bundle)
