@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from pipelines.errors import ConfigError
+from pipelines.records import SENTIMENT_LABELS
 
 __all__ = ["DEFAULT_TAXONOMY_PATH", "POLARITIES", "Taxonomy", "Theme", "default_taxonomy", "load_taxonomy"]
 
@@ -36,6 +37,8 @@ class Theme:
     aliases: tuple[str, ...] = ()
     custom: bool = False
     counter_examples: tuple[str, ...] = ()  # sentences decided not to be about a custom theme (labelling)
+    # a theme that means one sentiment (感謝 is positive, がっかり negative) reports it whatever its clauses read
+    sentiment: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,6 +67,11 @@ class Taxonomy:
                     f"The 'polarity' of theme '{theme.id}' must be one of {', '.join(POLARITIES)}",
                     value=theme.polarity,
                 )
+            if theme.sentiment is not None and theme.sentiment not in SENTIMENT_LABELS:
+                raise ConfigError(
+                    f"The 'sentiment' of theme '{theme.id}' must be one of {', '.join(SENTIMENT_LABELS)} or absent",
+                    value=theme.sentiment,
+                )
             if theme.id in seen:
                 raise ConfigError("theme ids must be unique", value=theme.id)
             seen.add(theme.id)
@@ -91,12 +99,15 @@ class Taxonomy:
         description: str = "",
         name_en: str = "",
         polarity: str = "topic",
+        sentiment: str | None = None,
     ) -> Taxonomy:
         if theme_id in self.ids:
             raise ConfigError("a theme with this id already exists", value=theme_id)
         if not examples:
             raise ConfigError("a custom theme needs at least one example sentence", value=theme_id)
-        theme = Theme(theme_id, name, name_en, polarity, description, tuple(examples), (), True)
+        theme = Theme(
+            theme_id, name, name_en, polarity, description, tuple(examples), (), True, sentiment=sentiment
+        )
         return replace(self, version=self.version + 1, themes=(*self.themes, theme))
 
     def rename(self, theme_id: str, name: str) -> Taxonomy:
@@ -168,6 +179,7 @@ class Taxonomy:
                     aliases=tuple(str(a) for a in t.get("aliases", [])),
                     custom=bool(t.get("custom", False)),
                     counter_examples=tuple(str(e) for e in t.get("counter_examples") or []),
+                    sentiment=str(t["sentiment"]) if t.get("sentiment") else None,
                 )
                 for t in data["themes"]
             )

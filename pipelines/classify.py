@@ -123,6 +123,7 @@ def classify_texts(texts: Sequence[str], bundle: ModelBundle, *, explain: bool =
             continue
         c_sent, c_p = clause_sent[pos : pos + n], clause_p[pos : pos + n]
         hits: list[ThemeHit] = []
+        contradicted = False  # a theme that means one sentiment, on clauses read the opposite way
         sentences = [
             SentenceResult(
                 text=item.clauses[j],
@@ -139,6 +140,9 @@ def classify_texts(texts: Sequence[str], bundle: ModelBundle, *, explain: bool =
             if not len(where):
                 where = np.array([int(c_p[:, k].argmax())])
             sent = labels[int(c_sent[where].mean(axis=0).argmax())]
+            if theme.sentiment is not None:
+                contradicted |= {sent, theme.sentiment} == {"positive", "negative"}
+                sent = theme.sentiment
             evidence: list[str] = []
             if explain and theme_id in head_index:
                 evidence = bundle.themes.lemma_evidence(item.lemmas, head_index[theme_id])
@@ -155,7 +159,7 @@ def classify_texts(texts: Sequence[str], bundle: ModelBundle, *, explain: bool =
                 scores=scores,
                 themes=hits,
                 sentences=sentences,
-                needs_review=bool(review[i]) or max(scores.values()) < _SENTIMENT_REVIEW,
+                needs_review=bool(review[i]) or contradicted or max(scores.values()) < _SENTIMENT_REVIEW,
             )
         )
         pos += n

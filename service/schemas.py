@@ -195,6 +195,9 @@ class ThemeOut(BaseModel):
     aliases: list[str]
     custom: bool
     counter_examples: list[str] = []  # sentences decided not to be about a custom theme (labelling)
+    sentiment: str | None = (
+        None  # the one sentiment the theme means, reported for every hit; None: read per text
+    )
 
 
 class TaxonomyOut(BaseModel):
@@ -215,6 +218,10 @@ class ThemeCreate(_Edit):
     name: str = Field(..., min_length=1, max_length=100)
     name_en: str = Field("", max_length=100)
     polarity: Literal["positive_signal", "negative_signal", "topic"] = "topic"
+    sentiment: Literal["positive", "neutral", "negative"] | None = Field(
+        None,
+        description="the one sentiment the theme means (e.g. a complaint theme: negative); omit to read it per text",
+    )
     description: str = Field("", max_length=2000)
     examples: list[str] = Field(..., min_length=1, max_length=200)
 

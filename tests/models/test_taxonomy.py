@@ -53,6 +53,22 @@ def test_invalid_themes_are_refused() -> None:
         tax.add_theme("parking", "駐車場", examples=[])
     with pytest.raises(ConfigError, match="polarity"):
         Taxonomy.from_dict({"themes": [{"id": "x_y", "name": "x", "polarity": "both"}]})
+    with pytest.raises(ConfigError, match="'sentiment' of theme 'x_y'"):
+        Taxonomy.from_dict({"themes": [{"id": "x_y", "name": "x", "sentiment": "angry"}]})
+
+
+def test_a_fixed_sentiment_is_read_kept_through_edits_and_saved(tmp_path) -> None:
+    tax = default_taxonomy()
+    fixed = {t.id: t.sentiment for t in tax.themes if t.sentiment}
+    assert fixed == {"gratitude": "positive", "inconvenience": "negative", "disappointment": "negative"}
+    edited = (
+        tax.add_theme("parking", "駐車場", examples=["駐車場が狭い"], sentiment="negative")
+        .rename("disappointment", "残念")
+        .merge("parking", "inconvenience")
+    )
+    again = load_taxonomy(edited.save(tmp_path / "t.yaml"))
+    assert again.get("disappointment").sentiment == "negative" and again.get("parking").id == "inconvenience"
+    assert again.get("inconvenience").sentiment == "negative" and again.get("price").sentiment is None
 
 
 def test_broken_yaml_names_the_file(tmp_path) -> None:

@@ -81,6 +81,7 @@ def add_theme(body: ThemeCreate, runtime: RuntimeDep) -> dict[str, Any]:
         description=body.description,
         name_en=body.name_en,
         polarity=body.polarity,
+        sentiment=body.sentiment,
     )
     return _save(runtime, new, body.note or f"add {body.id}")
 
