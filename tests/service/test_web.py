@@ -110,7 +110,10 @@ def test_viewer_cannot_upload_or_edit_taxonomy(web: Any) -> None:
     _login(web, "viewer")
     assert web.get("/app/upload").status_code == 403
     token = _csrf(web, "/app/taxonomy")
-    assert "テーマを追加" not in web.get("/app/taxonomy").text
+    page = web.get("/app/taxonomy").text
+    assert "テーマを追加" not in page
+    # the themes that mean one sentiment say so (感謝, 不便, がっかり)
+    assert page.count("常にネガティブ") == 2 and page.count("常にポジティブ") == 1 and "コメントごと" in page
     r = web.post(
         "/app/taxonomy",
         data={
