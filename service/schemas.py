@@ -195,9 +195,8 @@ class ThemeOut(BaseModel):
     aliases: list[str]
     custom: bool
     counter_examples: list[str] = []  # sentences decided not to be about a custom theme (labelling)
-    sentiment: str | None = (
-        None  # the one sentiment the theme means, reported for every hit; None: read per text
-    )
+    # the one sentiment the theme means, reported for every hit; None: read per text
+    sentiment: str | None = None
 
 
 class TaxonomyOut(BaseModel):

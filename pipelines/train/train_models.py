@@ -117,8 +117,9 @@ def train_models(
             parts.append(_sentence_batch([t for t, _ in chabsa], embedder))
             labels.extend(lab for _, lab in chabsa)
             chabsa_n = len(chabsa)
-    # C and the class weighting are chosen on the validation split: the best values depend on the encoder
-    # (C 1 on the tuned e5, 4-8 on the frozen one), so each `koe train` picks them for the encoder it trains on
+    # C and the class weighting are chosen on the validation split: the best values depend on the encoder (the
+    # tuned e5 has preferred C 1 to 8 and, since the fourth session, unweighted classes; the frozen one C 4-8,
+    # balanced), so each `koe train` picks them for the encoder it trains on
     cal = TextBatch.concat(
         [
             sentences["validation"][0],
