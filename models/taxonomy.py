@@ -185,7 +185,13 @@ class Taxonomy:
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"taxonomy is missing a required field: {exc}", file=source) from exc
-        return cls(name=str(data.get("name", "custom")), version=int(data.get("version", 1)), themes=themes)
+        try:
+            return cls(
+                name=str(data.get("name", "custom")), version=int(data.get("version", 1)), themes=themes
+            )
+        except ConfigError as exc:  # a bad id, polarity or sentiment: name the file it came from
+            exc.file = exc.file or source
+            raise
 
 
 def _extend(kept: tuple[str, ...], new: Sequence[str], *, drop: Sequence[str] = ()) -> tuple[str, ...]:

@@ -57,6 +57,16 @@ def test_invalid_themes_are_refused() -> None:
         Taxonomy.from_dict({"themes": [{"id": "x_y", "name": "x", "sentiment": "angry"}]})
 
 
+def test_a_bad_theme_in_a_taxonomy_file_names_the_file(tmp_path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("themes:\n  - {id: late, name: 遅い, sentiment: angry}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_taxonomy(path)
+    assert str(err.value).startswith(f"{path}: The 'sentiment' of theme 'late'") and "'angry'" in str(
+        err.value
+    )
+
+
 def test_a_fixed_sentiment_is_read_kept_through_edits_and_saved(tmp_path) -> None:
     tax = default_taxonomy()
     fixed = {t.id: t.sentiment for t in tax.themes if t.sentiment}
