@@ -154,7 +154,7 @@ def custom_theme_eval(bundle: ModelBundle, test: list[Any], Y: np.ndarray) -> di
 
     themes = bundle.themes
     prepared = [prepare(it.text, bundle.tokenizer) for it in test]
-    emb = batches(prepared, bundle.encoder.encode([c for p in prepared for c in p.clauses]))[0].emb
+    emb = batches(prepared, bundle.encoder.encode([c for p in prepared for c in p.clauses]), None)[0].emb
     ids = bundle.taxonomy.ids
     f1s, precisions = [], []
     for k, theme_id in enumerate(themes.theme_ids_):

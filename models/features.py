@@ -3,6 +3,10 @@
 ``TextBatch`` carries what the classify stage already has for each text (its embedding, its lemmas
 and its normalised string), so features cost no second pass over the text. A ``Featurizer`` is fitted
 with its head and saved inside the head's artifact.
+
+The embedding block is either the text's clause-mean embedding (``emb``) or, for a featurizer with
+``whole_text``, that and the text encoded whole side by side (``[emb | whole] / sqrt(2)``): the theme head
+reads both, the sentiment head the clause mean only.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ class TextBatch:
     emb: np.ndarray  # (n, dim) unit-norm embeddings
     lemmas: Sequence[Sequence[str]]
     texts: Sequence[str]  # normalised, PII-masked
+    # (n, dim) unit-norm embeddings of each text encoded whole, where that differs from ``emb`` (a comment of
+    # several clauses); None: the same as ``emb`` (sentences and clauses, which are embedded whole anyway)
+    whole: np.ndarray | None = None
     # Term counts kept per analyzer when given a dict: the sentiment and theme heads read the same batch and
     # would count the same texts' lemmas and character n-grams twice, half of the heads' time. The classify
     # stage's batches keep one (``pipelines.classify.batches``); batches made by ``take`` / ``concat``, as
@@ -37,6 +44,10 @@ class TextBatch:
         if not (len(self.emb) == len(self.lemmas) == len(self.texts)):
             raise ValueError(
                 f"TextBatch parts differ in length: emb {len(self.emb)}, lemmas {len(self.lemmas)}, texts {len(self.texts)}"
+            )
+        if self.whole is not None and self.whole.shape != self.emb.shape:
+            raise ValueError(
+                f"TextBatch whole-text embeddings {self.whole.shape} differ from emb {self.emb.shape}"
             )
 
     def __len__(self) -> int:
@@ -53,15 +64,32 @@ class TextBatch:
 
     def take(self, index: Sequence[int] | np.ndarray) -> TextBatch:
         idx = [int(i) for i in index]
-        return TextBatch(self.emb[idx], [self.lemmas[i] for i in idx], [self.texts[i] for i in idx])
+        return TextBatch(
+            self.emb[idx],
+            [self.lemmas[i] for i in idx],
+            [self.texts[i] for i in idx],
+            whole=None if self.whole is None else self.whole[idx],
+        )
 
     @staticmethod
     def concat(batches: Sequence[TextBatch]) -> TextBatch:
+        whole = None
+        if any(b.whole is not None for b in batches):
+            whole = np.vstack([b.emb if b.whole is None else b.whole for b in batches])
         return TextBatch(
             np.vstack([b.emb for b in batches]),
             [lem for b in batches for lem in b.lemmas],
             [t for b in batches for t in b.texts],
+            whole=whole,
         )
+
+    def dense(self, whole_text: bool) -> np.ndarray:
+        """The embedding block: ``emb``, or with ``whole_text`` ``[emb | whole] / sqrt(2)`` (unit norm again)."""
+        emb = np.asarray(self.emb, dtype=np.float32)
+        if not whole_text:
+            return emb
+        whole = emb if self.whole is None else np.asarray(self.whole, dtype=np.float32)
+        return np.hstack([emb, whole]) * np.float32(1 / np.sqrt(2))
 
 
 class Featurizer:
@@ -71,14 +99,16 @@ class Featurizer:
         char_weight: float = 1.0,
         max_lemmas: int = 8000,
         max_chars: int = 30000,
+        whole_text: bool = False,
     ) -> None:
         self.lemma_weight = lemma_weight
         self.char_weight = char_weight
         self.max_lemmas = max_lemmas
         self.max_chars = max_chars
+        self.whole_text = whole_text
 
     def fit(self, batch: TextBatch) -> Featurizer:
-        self.dim_ = int(batch.emb.shape[1])
+        self.dim_ = int(batch.emb.shape[1]) * (2 if self.whole_text else 1)
         self.lemma_ = SparseTfidf("lemma", max_features=self.max_lemmas).fit(batch.lemmas)
         self.char_ = SparseTfidf("char", max_features=self.max_chars).fit(batch.texts)
         return self
@@ -92,7 +122,7 @@ class Featurizer:
         return self.dim_ + len(self.lemma_.terms_) + len(self.char_.terms_)
 
     def transform(self, batch: TextBatch) -> sp.csr_matrix:
-        parts = [sp.csr_matrix(np.asarray(batch.emb, dtype=np.float32))]
+        parts = [sp.csr_matrix(batch.dense(self.whole_text))]
         if self.lemma_weight:
             parts.append(
                 self.lemma_.transform(batch.lemmas, counts=batch.term_counts(self.lemma_)) * self.lemma_weight
@@ -114,8 +144,7 @@ class Featurizer:
         times a contiguous column block is about 40 times faster than times a transposed view, and
         skipping the ``hstack`` saves most of the rest (a single short text: 1 ms -> 0.3 ms).
         """
-        emb = np.asarray(batch.emb, dtype=np.float32)
-        out = emb @ coef_t[: self.dim_]
+        out = batch.dense(self.whole_text) @ coef_t[: self.dim_]
         lo = self.dim_
         hi = lo + len(self.lemma_.terms_)
         if self.lemma_weight:
@@ -137,6 +166,7 @@ class Featurizer:
             "char_weight": self.char_weight,
             "max_lemmas": self.max_lemmas,
             "max_chars": self.max_chars,
+            "whole_text": self.whole_text,
             "dim": self.dim_,
             "lemma": self.lemma_.get_config(),
             "char": self.char_.get_config(),
@@ -147,7 +177,13 @@ class Featurizer:
 
     @classmethod
     def from_saved(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Featurizer:
-        feat = cls(config["lemma_weight"], config["char_weight"], config["max_lemmas"], config["max_chars"])
+        feat = cls(
+            config["lemma_weight"],
+            config["char_weight"],
+            config["max_lemmas"],
+            config["max_chars"],
+            config.get("whole_text", False),  # heads from before 2026-12-07's fifth session read emb only
+        )
         feat.dim_ = int(config["dim"])
         feat.lemma_ = SparseTfidf.from_config(config["lemma"], arrays["lemma_idf"])
         feat.char_ = SparseTfidf.from_config(config["char"], arrays["char_idf"])

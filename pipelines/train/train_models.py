@@ -22,7 +22,7 @@ from models.sentiment import SentimentHead
 from models.taxonomy import Taxonomy, default_taxonomy
 from models.themes import ThemeClassifier
 from models.tokenizer import get_tokenizer
-from pipelines.classify import Prepared, batches, prepare
+from pipelines.classify import Prepared, batches, multi_clause_texts, prepare
 from pipelines.metrics import classification_report, expected_calibration_error, multilabel_report
 from pipelines.normalize import normalize_text
 from pipelines.records import SENTIMENT_LABELS
@@ -41,11 +41,12 @@ SENTIMENT_CLASS_WEIGHTS: tuple[str | None, ...] = ("balanced", None)
 
 
 def _comment_batch(items: list[CorpusItem], embedder: CachedEmbedder) -> tuple[list[Prepared], TextBatch]:
-    """Comments as the classify stage sees them: clauses embedded once, comment vector their mean."""
+    """Comments as the classify stage sees them: clauses embedded once, comment vector their mean, and
+    comments of several clauses embedded whole too."""
     tok = get_tokenizer()
     prepared = [prepare(it.text, tok) for it in items]
     clause_emb = embedder.encode([c for p in prepared for c in p.clauses])
-    return prepared, batches(prepared, clause_emb)[0]
+    return prepared, batches(prepared, clause_emb, embedder.encode(multi_clause_texts(prepared)))[0]
 
 
 def _sentence_batch(texts: list[str], embedder: CachedEmbedder) -> TextBatch:
@@ -57,7 +58,7 @@ def _sentence_batch(texts: list[str], embedder: CachedEmbedder) -> TextBatch:
     """
     tok = get_tokenizer()
     prepared = [prepare(t, tok) for t in texts]
-    return batches(prepared, embedder.encode([c for p in prepared for c in p.clauses]))[0]
+    return batches(prepared, embedder.encode([c for p in prepared for c in p.clauses]), None)[0]
 
 
 def _theme_matrix(items: list[CorpusItem], ids: list[str]) -> np.ndarray:

@@ -86,7 +86,7 @@ def test_themes_round_trip_order_and_evidence(tmp_path) -> None:
     assert np.allclose(loaded.predict_proba(X), p, atol=1e-2)  # coef stored as float16
     assert np.allclose(loaded.predict_proba(_reversed(X)), loaded.predict_proba(X)[::-1])
     assert "遅い" in loaded.lemma_evidence(["遅い", "対応"], 0)
-    assert loaded.nearest_examples(X.emb[0], 0)
+    assert loaded.nearest_examples(X, 0, 0)
     proto = loaded.prototype_proba(X.emb, X.emb[:2])
     assert proto.shape == (len(X),) and ((proto >= 0) & (proto <= 1)).all()
 
@@ -100,8 +100,12 @@ def test_themes_co_theme_stage_is_optional(tmp_path) -> None:
     assert loaded.stack_coef_ is None
     assert np.allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-2)
     stacked, _ = _fit_themes()
-    assert stacked.stack_coef_.shape == (2, 2)
+    assert stacked.stack_coef_.shape == (2, 4)  # both themes' logits, then both themes' neighbour votes
     assert ((stacked.predict_proba(X) >= stacked.thresholds_).mean(axis=0) > 0).all()
+    no_votes, _ = _fit_themes(knn=0)
+    assert no_votes.stack_coef_.shape == (2, 2)
+    loaded = ThemeClassifier.load(no_votes.save(tmp_path / "n"), encoder_name="enc-a")
+    assert loaded.knn == 0 and np.allclose(loaded.predict_proba(X), no_votes.predict_proba(X), atol=1e-2)
 
 
 def test_heads_refuse_another_encoder(tmp_path) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from models.bundle import get_bundle
-from pipelines.classify import classify_texts
+from pipelines.classify import Prepared, batches, classify_texts, multi_clause_texts, prepare
 
 pytestmark = pytest.mark.slow
 
@@ -91,3 +92,35 @@ def test_same_input_same_output_in_any_batch(bundle) -> None:
     alone = [classify_texts([t], bundle)[0].to_dict() for t in texts]
     together = [r.to_dict() for r in classify_texts(texts, bundle)]
     assert alone == together
+
+
+def test_batches_put_whole_text_embeddings_on_the_comments_of_several_clauses() -> None:
+    prepared = [
+        Prepared("a、b", ["a、", "b"], [["a"], ["b"]]),
+        Prepared("c", ["c"], [["c"]]),
+        Prepared("", [], []),
+        Prepared("d、e、f", ["d、", "e、", "f"], [["d"], ["e"], ["f"]]),
+    ]
+    assert multi_clause_texts(prepared) == ["a、b", "d、e、f"]
+    clause_emb = np.eye(6, dtype=np.float32)
+    multi_emb = np.full((2, 6), 1 / np.sqrt(6), dtype=np.float32)
+    comments, clauses = batches(prepared, clause_emb, multi_emb)
+    assert comments.whole is not None and clauses.whole is None
+    assert np.array_equal(comments.whole[[0, 3]], multi_emb)
+    assert np.array_equal(comments.whole[1], clause_emb[2])  # one clause: the clause is the whole text
+    assert not comments.whole[2].any()  # an empty text has no vector at all
+    assert batches(prepared, clause_emb, None)[0].whole is None  # sentences for the sentiment head
+    with pytest.raises(ValueError, match="2 texts of several clauses"):
+        batches(prepared, clause_emb, multi_emb[:1])
+
+
+def test_the_classify_stage_encodes_a_comment_of_several_clauses_whole(bundle, monkeypatch) -> None:
+    text = "注文した商品の配送が遅かったです。サポートの対応も悪かったです。"
+    prepared = prepare(text, bundle.tokenizer)
+    assert len(prepared.clauses) > 1
+    seen: list[str] = []
+    encode = bundle.encoder.encode
+    monkeypatch.setattr(bundle.encoder, "encode", lambda texts: seen.extend(texts) or encode(texts))
+    result = classify_texts([text, "ありがとう"], bundle)[0]
+    assert seen.count(prepared.text) == 1 and set(prepared.clauses) <= set(seen) and "ありがとう" in seen
+    assert bundle.themes.whole_text and "delivery" in result.theme_ids()
