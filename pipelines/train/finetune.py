@@ -66,6 +66,16 @@ class Example:
     sentiment: int
     themes: np.ndarray | None  # multi-hot over the taxonomy, None for sentence-only examples
     anchors: np.ndarray  # the untuned encoder's embedding of each clause (kept close: see ``keep_weight``)
+    # a comment of several clauses: its token ids whole and the untuned encoder's embedding of it (the theme
+    # head reads the clause mean and the whole text side by side, as ``models.themes`` does); None otherwise
+    whole: list[int] | None = None
+    whole_anchor: np.ndarray | None = None
+
+    def theme_anchor(self) -> np.ndarray:
+        """The untuned theme view, as ``_Tuner.forward`` builds it from the tuned vectors: 10 x [mean | whole] / sqrt 2."""
+        mean = self.anchors.mean(axis=0)
+        whole = self.whole_anchor if self.whole_anchor is not None else mean
+        return (10.0 / np.sqrt(2.0) * np.concatenate([mean, whole])).astype(np.float32)
 
 
 def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +107,7 @@ def _examples(
     corpus_dir: str | None,
     max_tokens: int,
     anchor: Encoder,
+    whole_text: bool = True,
 ) -> list[Example]:
     jt = get_tokenizer()
     label = {lab: i for i, lab in enumerate(SENTIMENT_LABELS)}
@@ -116,9 +127,14 @@ def _examples(
     for row, vec, (_, lab) in zip(encode([t for t, _ in sentences]), vectors, sentences, strict=True):
         out.append(Example([row], label[lab], None, vec[None, :]))
     for it in items:
-        clauses = prepare(it.text, jt).clauses or [normalize_text(it.text)]
+        prepared = prepare(it.text, jt)
+        clauses = prepared.clauses or [normalize_text(it.text)]
         multi_hot = np.array([1.0 if t in it.themes else 0.0 for t in ids], np.float32)
-        out.append(Example(encode(clauses), label[it.sentiment], multi_hot, anchor.encode(clauses)))
+        example = Example(encode(clauses), label[it.sentiment], multi_hot, anchor.encode(clauses))
+        if whole_text and len(clauses) > 1:
+            example.whole = encode([prepared.text])[0]
+            example.whole_anchor = anchor.encode([prepared.text])[0]
+        out.append(example)
     return out
 
 
@@ -151,7 +167,7 @@ class _Tuner:
         self.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
         self.dropout = torch.nn.Dropout(dropout)
         self.sentiment = torch.nn.Linear(w.hidden, len(SENTIMENT_LABELS))
-        self.themes = torch.nn.Linear(w.hidden, n_themes)
+        self.themes = torch.nn.Linear(2 * w.hidden, n_themes)  # [clause mean | whole text] / sqrt 2
         self.layers = w.layers
 
     def modules(self) -> list[Any]:
@@ -161,9 +177,9 @@ class _Tuner:
         for m in self.modules():
             m.train(on)
 
-    def forward(self, batch: list[Example], pad_id: int) -> tuple[Any, Any, Any]:
+    def _embed(self, rows: list[list[int]], pad_id: int) -> Any:
+        """Mean-pooled, unit-norm vectors of token-id rows (one padded pass)."""
         torch = self.torch
-        rows = [c for e in batch for c in e.clauses]
         length = max(len(r) for r in rows)
         ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.long)
@@ -172,13 +188,28 @@ class _Tuner:
             mask[i, : len(r)] = 1
         hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         m = mask.unsqueeze(-1).float()
-        clause = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
+        return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
+
+    def forward(self, batch: list[Example], pad_id: int) -> tuple[Any, Any, Any]:
+        """Sentiment logits, theme logits, and the tuned vectors of every clause then every whole text (in
+        the order of ``anchors`` then ``whole_anchor`` over the batch, for the keep term)."""
+        torch = self.torch
+        clause = self._embed([c for e in batch for c in e.clauses], pad_id)
         # mean of clause vectors per example, as the classify stage does
         owner = torch.tensor([i for i, e in enumerate(batch) for _ in e.clauses])
         pooled = torch.zeros((len(batch), clause.shape[1])).index_add_(0, owner, clause)
         pooled = pooled / torch.tensor([len(e.clauses) for e in batch], dtype=torch.float32).unsqueeze(1)
-        pooled = self.dropout(pooled * 10.0)  # unit vectors are small for a linear head; fixed scale
-        return self.sentiment(pooled), self.themes(pooled), clause
+        # comments of several clauses are encoded whole too, in a pass of their own (less padding)
+        multi = [i for i, e in enumerate(batch) if e.whole is not None]
+        whole = pooled
+        tuned = clause
+        if multi:
+            whole_vec = self._embed([batch[i].whole for i in multi], pad_id)  # type: ignore[misc]
+            whole = pooled.index_copy(0, torch.tensor(multi), whole_vec)
+            tuned = torch.cat([clause, whole_vec])
+        view = torch.cat([pooled, whole], dim=1) / math.sqrt(2.0)
+        # unit vectors are small for a linear head; fixed scale
+        return self.sentiment(self.dropout(pooled * 10.0)), self.themes(self.dropout(view * 10.0)), tuned
 
 
 def _evaluate(tuner: _Tuner, examples: list[Example], pad_id: int, theme_ids: list[str]) -> dict[str, float]:
@@ -210,7 +241,8 @@ def _linear_probe(tuner: _Tuner, train: list[Example], n_themes: int) -> None:
     (linear probe, then fine-tune: Kumar et al. 2022). A head that starts from random weights sends
     the encoder large, poorly aimed gradients in the first steps, which distort the features most;
     with the heads already fitted, the encoder moves only where the probe cannot reach. Features are
-    built exactly as ``_Tuner.forward`` builds them without dropout: 10 x the mean clause vector."""
+    built exactly as ``_Tuner.forward`` builds them without dropout: 10 x the mean clause vector for
+    sentiment, ``Example.theme_anchor`` (clause mean and whole text side by side) for themes."""
     from sklearn.linear_model import LogisticRegression
 
     torch = tuner.torch
@@ -221,9 +253,13 @@ def _linear_probe(tuner: _Tuner, train: list[Example], n_themes: int) -> None:
         tuner.sentiment.weight.copy_(torch.from_numpy(sent.coef_.astype(np.float32)))
         tuner.sentiment.bias.copy_(torch.from_numpy(sent.intercept_.astype(np.float32)))
     rows = [i for i, e in enumerate(train) if e.themes is not None]
-    xt = x[rows]
+    xt = (
+        np.stack([train[i].theme_anchor() for i in rows])
+        if rows
+        else np.zeros((0, 2 * x.shape[1]), np.float32)
+    )
     targets = np.stack([train[i].themes for i in rows])  # type: ignore[misc]
-    coef = np.zeros((n_themes, x.shape[1]), np.float32)
+    coef = np.zeros((n_themes, xt.shape[1]), np.float32)
     bias = np.zeros(n_themes, np.float32)
     for k in range(n_themes):
         if 0 < targets[:, k].sum() < len(rows):
@@ -262,6 +298,7 @@ def finetune(
     use_chabsa: bool = True,
     linear_probe: bool = True,
     balanced_themes: bool = True,
+    whole_text: bool = True,
     corpus_dir: str | None = None,
     seed: int = 0,
     threads: int = 2,
@@ -278,8 +315,8 @@ def finetune(
     weights = read_bundle()
     tok = E5Tokenizer(weights)
     anchor = OnnxE5Encoder(quantized=False, cache_dir=cache_dir, num_threads=threads)
-    train = _examples(tok, ids, "train", use_chabsa, corpus_dir, max_tokens, anchor)
-    val = _examples(tok, ids, "validation", False, corpus_dir, max_tokens, anchor)
+    train = _examples(tok, ids, "train", use_chabsa, corpus_dir, max_tokens, anchor, whole_text)
+    val = _examples(tok, ids, "validation", False, corpus_dir, max_tokens, anchor, whole_text)
     history: list[dict[str, Any]] = []
     tuner = _Tuner(len(ids), dropout)
     if linear_probe:
@@ -308,7 +345,8 @@ def finetune(
             s_logits, t_logits, clause = tuner.forward(batch, weights.pad)
             parts = {"sentiment": ce(s_logits, torch.tensor([e.sentiment for e in batch]))}
             if keep_weight:
-                anchors = torch.from_numpy(np.concatenate([e.anchors for e in batch]))
+                wholes = [e.whole_anchor[None, :] for e in batch if e.whole_anchor is not None]
+                anchors = torch.from_numpy(np.concatenate([e.anchors for e in batch] + wholes))
                 parts["keep"] = keep_weight * (1.0 - (clause * anchors).sum(-1)).mean()
             has_themes = [i for i, e in enumerate(batch) if e.themes is not None]
             if has_themes:
@@ -357,6 +395,7 @@ def finetune(
             "chabsa": use_chabsa,
             "linear_probe": linear_probe,
             "theme_pos_weight": "sqrt(neg/pos)" if balanced_themes else None,
+            "whole_text": whole_text,
         },
         "train_examples": len(train),
         "corpus_digest": corpus_digest(load_corpus(corpus_dir, ids)),
@@ -382,6 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-chabsa", action="store_true")
     parser.add_argument("--no-linear-probe", action="store_true", help="start the task heads at random")
     parser.add_argument("--no-balanced-themes", action="store_true", help="unweighted theme loss")
+    parser.add_argument(
+        "--no-whole-text",
+        action="store_true",
+        help="theme head on the clause mean only (recipe before 2026-12-07, fifth)",
+    )
     parser.add_argument("--corpus", default=None)
     parser.add_argument("--max-steps", type=int, default=None, help="stop early (smoke runs)")
     args = parser.parse_args(argv)
@@ -398,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         use_chabsa=not args.no_chabsa,
         linear_probe=not args.no_linear_probe,
         balanced_themes=not args.no_balanced_themes,
+        whole_text=not args.no_whole_text,
         corpus_dir=args.corpus,
         max_steps=args.max_steps,
     )

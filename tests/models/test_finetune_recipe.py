@@ -51,22 +51,27 @@ def test_linear_probe_sets_the_heads_to_the_fitted_regressions() -> None:
                 vec[None, :].astype(np.float32),
             )
         )
-    tuner = SimpleNamespace(torch=torch, sentiment=torch.nn.Linear(4, 3), themes=torch.nn.Linear(4, 3))
+    train[0].whole, train[0].whole_anchor = [0, 3, 2], np.full(4, 0.5, np.float32)  # a comment of two clauses
+    tuner = SimpleNamespace(torch=torch, sentiment=torch.nn.Linear(4, 3), themes=torch.nn.Linear(8, 3))
     _linear_probe(tuner, train, 3)  # type: ignore[arg-type]
 
     x = np.stack([10.0 * e.anchors.mean(axis=0) for e in train]).astype(np.float32)
+    # themes read [clause mean | whole text] / sqrt 2: the whole text is the mean where there is no other
+    xt = np.hstack([x, x]) / np.sqrt(2.0)
+    xt[0, 4:] = 10.0 * 0.5 / np.sqrt(2.0)
+    np.testing.assert_allclose(np.stack([e.theme_anchor() for e in train]), xt, rtol=1e-6)
     with torch.no_grad():
         sent_logits = tuner.sentiment(torch.from_numpy(x)).numpy()
-        theme_logits = tuner.themes(torch.from_numpy(x)).numpy()
+        theme_logits = tuner.themes(torch.from_numpy(xt.astype(np.float32))).numpy()
     expected = LogisticRegression(C=1.0, max_iter=2000).fit(x, [e.sentiment for e in train])
     np.testing.assert_allclose(sent_logits, expected.decision_function(x), atol=1e-4)
     assert (sent_logits.argmax(1) == np.array([e.sentiment for e in train])).mean() > 0.9
 
     rows = [i for i, e in enumerate(train) if e.themes is not None]
     first = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(
-        x[rows],
+        xt[rows],
         [train[i].themes[0] for i in rows],  # type: ignore[index]
     )
-    np.testing.assert_allclose(theme_logits[:, 0], first.decision_function(x), atol=1e-4)
+    np.testing.assert_allclose(theme_logits[:, 0], first.decision_function(xt), atol=1e-4)
     # a theme no comment carries gets a zero head (logit 0), not a fit that fails
     np.testing.assert_allclose(theme_logits[:, 2], 0.0)
