@@ -79,7 +79,7 @@ def test_finetune_writes_weights_the_onnx_encoder_serves(tmp_path) -> None:
         use_chabsa=False,
         corpus_dir="tests/fixtures/mini_corpus",
     )
-    assert meta["recipe"]["frozen"] == ["word_embeddings"] and meta["recipe"]["whole_text"]
+    assert meta["recipe"]["frozen"] == ["word_embeddings"] and meta["recipe"]["whole_text"] is False
     assert json.loads((tmp_path / "encoder" / "meta.json").read_text())["name"] == "koe-e5-small-tuned"
     enc = load_encoder(f"e5-tuned:{tmp_path / 'encoder' / 'encoder.npz'}", cache_dir=tmp_path / "cache")
     vectors = enc.encode(SENTENCES[:3])
@@ -91,8 +91,9 @@ def test_finetune_writes_weights_the_onnx_encoder_serves(tmp_path) -> None:
 
 
 def test_finetune_theme_head_reads_the_clause_mean_and_the_whole_comment() -> None:
-    """``_Tuner.forward``: a comment of several clauses is encoded whole in a pass of its own and the theme
-    head reads ``[clause mean | whole] / sqrt 2``; a one-clause text reads its mean twice."""
+    """``_Tuner.forward`` with ``whole_text`` (``--whole-text``): a comment of several clauses is encoded whole in
+    a pass of its own and the theme head reads ``[clause mean | whole] / sqrt 2``; a one-clause text reads its
+    mean twice."""
     import torch
 
     from models.e5_tokenizer import E5Tokenizer
@@ -106,7 +107,7 @@ def test_finetune_theme_head_reads_the_clause_mean_and_the_whole_comment() -> No
     anchors = np.zeros((2, w.hidden), np.float32)
     comment = Example(clauses, 0, np.zeros(3, np.float32), anchors, whole, np.zeros(w.hidden, np.float32))
     short = Example(one, 2, np.zeros(3, np.float32), anchors[:1])
-    tuner = _Tuner(3, dropout=0.0)
+    tuner = _Tuner(3, dropout=0.0, whole_text=True)
     tuner.train(False)
     with torch.no_grad():
         _, theme_logits, tuned = tuner.forward([comment, short], w.pad)

@@ -52,14 +52,17 @@ def test_linear_probe_sets_the_heads_to_the_fitted_regressions() -> None:
             )
         )
     train[0].whole, train[0].whole_anchor = [0, 3, 2], np.full(4, 0.5, np.float32)  # a comment of two clauses
-    tuner = SimpleNamespace(torch=torch, sentiment=torch.nn.Linear(4, 3), themes=torch.nn.Linear(8, 3))
+    tuner = SimpleNamespace(
+        torch=torch, sentiment=torch.nn.Linear(4, 3), themes=torch.nn.Linear(8, 3), whole_text=True
+    )
     _linear_probe(tuner, train, 3)  # type: ignore[arg-type]
 
     x = np.stack([10.0 * e.anchors.mean(axis=0) for e in train]).astype(np.float32)
     # themes read [clause mean | whole text] / sqrt 2: the whole text is the mean where there is no other
     xt = np.hstack([x, x]) / np.sqrt(2.0)
     xt[0, 4:] = 10.0 * 0.5 / np.sqrt(2.0)
-    np.testing.assert_allclose(np.stack([e.theme_anchor() for e in train]), xt, rtol=1e-6)
+    np.testing.assert_allclose(np.stack([e.theme_anchor(True) for e in train]), xt, rtol=1e-6)
+    np.testing.assert_allclose(np.stack([e.theme_anchor(False) for e in train]), x, rtol=1e-6)  # the default
     with torch.no_grad():
         sent_logits = tuner.sentiment(torch.from_numpy(x)).numpy()
         theme_logits = tuner.themes(torch.from_numpy(xt.astype(np.float32))).numpy()
