@@ -68,6 +68,24 @@ def _unit_rows(X: np.ndarray) -> np.ndarray:
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
+_BLAS: Any = None
+
+
+def _blas_on_this_thread() -> Any:
+    """A context in which numpy's BLAS runs on the calling thread alone.
+
+    The votes' similarity product (texts x 4,443 x 768) is large enough for OpenBLAS to wake its threads,
+    which then spin beside onnxruntime's and slow the encoder: ``POST /v1/classify`` for one short text went
+    from 11.6 to 42 ms at the median (``benchmarks/api_latency.py``) until the product ran single-threaded.
+    """
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 def knn_votes(
     X: np.ndarray,
     bank: np.ndarray,
@@ -87,7 +105,8 @@ def knn_votes(
     if not len(X) or k <= 0:
         return out
     for start in range(0, len(X), 1024):  # a block of queries at a time: the similarity matrix stays small
-        sims = X[start : start + 1024] @ bank.T
+        with _blas_on_this_thread():
+            sims = X[start : start + 1024] @ bank.T
         if exclude_self:
             rows = np.arange(len(sims))
             sims[rows, rows + start] = -np.inf

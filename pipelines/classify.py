@@ -124,9 +124,12 @@ def classify_texts(texts: Sequence[str], bundle: ModelBundle, *, explain: bool =
     """Classify a batch of raw texts; the output is in input order. A request is a batch of one."""
     prepared = [prepare(t, bundle.tokenizer) for t in texts]
     all_clauses = [c for p in prepared for c in p.clauses]
-    to_encode = all_clauses + multi_clause_texts(prepared)  # one encoder call: its length buckets mix both
+    whole = bundle.themes.whole_text  # heads from before 2026-12-07's fifth session read the clause mean only
+    to_encode = all_clauses + (
+        multi_clause_texts(prepared) if whole else []
+    )  # one call, its buckets mix both
     emb = bundle.encoder.encode(to_encode) if to_encode else np.zeros((0, bundle.encoder.dim), np.float32)
-    comments, clauses = batches(prepared, emb[: len(all_clauses)], emb[len(all_clauses) :])
+    comments, clauses = batches(prepared, emb[: len(all_clauses)], emb[len(all_clauses) :] if whole else None)
 
     clause_sent = bundle.sentiment.predict_proba(clauses)
     comment_sent = bundle.sentiment.predict_proba(comments)

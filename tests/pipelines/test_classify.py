@@ -124,3 +124,8 @@ def test_the_classify_stage_encodes_a_comment_of_several_clauses_whole(bundle, m
     result = classify_texts([text, "ありがとう"], bundle)[0]
     assert seen.count(prepared.text) == 1 and set(prepared.clauses) <= set(seen) and "ありがとう" in seen
     assert bundle.themes.whole_text and "delivery" in result.theme_ids()
+    # heads that read the clause mean only (saved before the whole-text view) cost no second pass
+    monkeypatch.setattr(bundle.themes, "whole_text", False)
+    seen.clear()
+    classify_texts([text], bundle)
+    assert prepared.text not in seen and set(seen) == set(prepared.clauses)
