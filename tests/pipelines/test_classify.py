@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from models.bundle import get_bundle
+from models.themes import ThemeClassifier
 from pipelines.classify import Prepared, batches, classify_texts, multi_clause_texts, prepare
 
 pytestmark = pytest.mark.slow
@@ -124,8 +125,19 @@ def test_the_classify_stage_encodes_a_comment_of_several_clauses_whole(bundle, m
     result = classify_texts([text, "ありがとう"], bundle)[0]
     assert seen.count(prepared.text) == 1 and set(prepared.clauses) <= set(seen) and "ありがとう" in seen
     assert bundle.themes.whole_text and "delivery" in result.theme_ids()
-    # heads that read the clause mean only (saved before the whole-text view) cost no second pass
-    monkeypatch.setattr(bundle.themes, "whole_text", False)
+    # a theme head that reads the clause mean only (saved before the whole-text view) costs no second pass
+    ids = bundle.themes.theme_ids_
+    small = [
+        prepare(f"{i}番目の商品について。配送が遅いです。", bundle.tokenizer) for i in range(2 * len(ids))
+    ]
+    vectors = encode([c for p in small for c in p.clauses])
+    mean_only = ThemeClassifier(whole_text=False, knn=0, folds=2).fit(
+        batches(small, vectors, None)[0],
+        np.tile(np.eye(len(ids), dtype=int), (2, 1)),
+        ids,
+        examples={ids[0]: vectors[:2]},
+    )
+    monkeypatch.setattr(bundle, "themes", mean_only)
     seen.clear()
     classify_texts([text], bundle)
     assert prepared.text not in seen and set(seen) == set(prepared.clauses)
