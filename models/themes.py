@@ -92,24 +92,20 @@ def knn_votes(
     labels: np.ndarray,
     k: int,
     temperature: float,
-    exclude_self: bool = False,
 ) -> np.ndarray:
     """Per theme, the logit of the similarity-weighted share of the ``k`` nearest bank rows carrying it.
 
     ``X`` and ``bank`` are unit rows (cosine = dot product); weights are ``exp(temperature * cosine)``
     over the ``k`` nearest; shares are clipped to [0.02, 0.98] so one neighbour cannot make a vote
-    infinite. ``exclude_self`` skips a bank row identical to the query's index (``X`` is ``bank``).
+    infinite.
     """
     out = np.zeros((len(X), labels.shape[1]), dtype=np.float32)
-    k = min(k, len(bank) - (1 if exclude_self else 0))
+    k = min(k, len(bank))
     if not len(X) or k <= 0:
         return out
     for start in range(0, len(X), 1024):  # a block of queries at a time: the similarity matrix stays small
         with _blas_on_this_thread():
             sims = X[start : start + 1024] @ bank.T
-        if exclude_self:
-            rows = np.arange(len(sims))
-            sims[rows, rows + start] = -np.inf
         near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         s = np.take_along_axis(sims, near, axis=1)
         w = np.exp(temperature * (s - s.max(axis=1, keepdims=True)))
@@ -141,17 +137,6 @@ def _best_fbeta_cut(y: np.ndarray, score: np.ndarray, beta: float) -> float:
 
 class ThemeClassifier(LinearCoefficients):
     meta_: dict[str, Any]  # meta.json of a loaded artifact
-    _bank: np.ndarray  # the fitting comments' ``view`` rows, float16 as stored
-    _bank32: np.ndarray  # the same in float32, for the votes
-
-    @property
-    def bank_(self) -> np.ndarray:
-        return self._bank
-
-    @bank_.setter
-    def bank_(self, value: np.ndarray) -> None:
-        self._bank = np.asarray(value, dtype=np.float16)
-        self._bank32 = self._bank.astype(np.float32)
 
     def __init__(
         self,
@@ -235,7 +220,7 @@ class ThemeClassifier(LinearCoefficients):
         self.encoder_ = encoder_name
         self.center_ = np.asarray(batch.emb, dtype=np.float32).mean(axis=0)
         self._fit_prototype_curve(batch.emb, Y, examples)
-        self.bank_ = view
+        self.bank_ = view.astype(np.float16).astype(np.float32)  # as saved: a loaded head votes the same
         self.bank_labels_ = np.asarray(Y, dtype=np.uint8)
         self.bank_texts_ = list(bank_texts) if bank_texts is not None else [""] * len(batch)
         return self
@@ -311,7 +296,7 @@ class ThemeClassifier(LinearCoefficients):
 
     def knn_votes(self, batch: TextBatch) -> np.ndarray:
         """Per trained theme, the vote of the ``knn`` fitting comments nearest to each text (``knn_votes``)."""
-        return knn_votes(self.view(batch), self._bank32, self.bank_labels_, self.knn, self.knn_temperature)
+        return knn_votes(self.view(batch), self.bank_, self.bank_labels_, self.knn, self.knn_temperature)
 
     def _centred(self, X: np.ndarray) -> np.ndarray:
         """Embeddings minus the corpus mean, re-normalised. e5 vectors share a large common component
@@ -375,7 +360,7 @@ class ThemeClassifier(LinearCoefficients):
         if not mask.any():
             return []
         idx = np.flatnonzero(mask)
-        sims = self._bank32[idx] @ self.view(batch.take([row]))[0]
+        sims = self.bank_[idx] @ self.view(batch.take([row]))[0]
         order = idx[np.argsort(-sims)[:top]]
         return [self.bank_texts_[i] for i in order if self.bank_texts_[i]]
 
@@ -405,7 +390,7 @@ class ThemeClassifier(LinearCoefficients):
                 "coef": self.coef_.astype(np.float16),
                 "intercept": self.intercept_,
                 **self.features_.get_arrays(),
-                "bank": self.bank_,
+                "bank": self.bank_.astype(np.float16),
                 "bank_labels": self.bank_labels_,
                 "center": self.center_,
                 "view_center": self.view_center_,
@@ -448,7 +433,7 @@ class ThemeClassifier(LinearCoefficients):
             if "stack_coef" in arrays:
                 clf.stack_coef_ = arrays["stack_coef"].astype(np.float32)
                 clf.stack_intercept_ = arrays["stack_intercept"].astype(np.float32)
-            clf.bank_ = arrays["bank"]
+            clf.bank_ = arrays["bank"].astype(np.float32)
             clf.bank_labels_ = arrays["bank_labels"]
             clf.center_ = arrays["center"].astype(np.float32)
             clf.view_center_ = (

@@ -24,9 +24,11 @@ def test_knn_votes_by_hand() -> None:
     labels = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]], dtype=np.uint8)
     votes = knn_votes(np.array([[1, 0]], dtype=np.float32), bank, labels, k=2, temperature=math.log(3))
     assert votes[0] == pytest.approx([math.log(3), -math.log(3), math.log(0.02 / 0.98)], abs=1e-5)
-    # a row of the bank asking about itself: itself left out, the nearest two are (0, 1) and (-1, 0)
-    own = knn_votes(bank, bank, labels, k=2, temperature=math.log(3), exclude_self=True)
-    assert own[0] == pytest.approx([-math.log(3), math.log(3), math.log(0.02 / 0.98)], abs=1e-5)
+    # the query (0, -1): nearest (1, 0) and (-1, 0) at cosine 0, equal weights, so theme one's share is 1 -> 0.98
+    down = knn_votes(np.array([[0, -1]], dtype=np.float32), bank, labels, k=2, temperature=math.log(3))
+    assert down[0] == pytest.approx(
+        [math.log(0.98 / 0.02), math.log(0.02 / 0.98), math.log(0.02 / 0.98)], abs=1e-5
+    )
     # k larger than the bank: every row votes; an empty query gives an empty answer
     assert knn_votes(bank[:1], bank, labels, k=10, temperature=1.0).shape == (1, 3)
     assert knn_votes(np.zeros((0, 2), np.float32), bank, labels, k=2, temperature=1.0).shape == (0, 3)
