@@ -124,10 +124,9 @@ def classify_texts(texts: Sequence[str], bundle: ModelBundle, *, explain: bool =
     """Classify a batch of raw texts; the output is in input order. A request is a batch of one."""
     prepared = [prepare(t, bundle.tokenizer) for t in texts]
     all_clauses = [c for p in prepared for c in p.clauses]
-    whole = bundle.themes.whole_text  # heads from before 2026-12-07's fifth session read the clause mean only
-    to_encode = all_clauses + (
-        multi_clause_texts(prepared) if whole else []
-    )  # one call, its buckets mix both
+    # heads from before 2026-12-07's fifth session read the clause mean only: no whole-text pass for them
+    whole = bundle.themes.whole_text
+    to_encode = all_clauses + (multi_clause_texts(prepared) if whole else [])  # one encoder call for both
     emb = bundle.encoder.encode(to_encode) if to_encode else np.zeros((0, bundle.encoder.dim), np.float32)
     comments, clauses = batches(prepared, emb[: len(all_clauses)], emb[len(all_clauses) :] if whole else None)
 

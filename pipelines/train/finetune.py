@@ -20,9 +20,10 @@ shipped recipe. ``--whole-text`` trains the theme head on the clause mean and th
 side, as the shipped theme head reads comments since 2026-12-07's fifth session: this script's own heads read
 0.878 / 0.804 after four epochs (0.881 / 0.762 without, 51 minutes), but the heads ``koe train`` fits on it tied
 with the shipped encoder's on validation (means 0.8651 against 0.8641) and custom themes, scored by example
-similarity on the clause mean, lost 3.8 points of F1 on validation (0.552 against 0.590): not the default. The task heads used here are thrown away: the shipped sentiment and theme heads are trained
-afterwards on the tuned encoder's embeddings by ``KOE_ENCODER=e5-tuned koe train``, with the same calibration
-and thresholds as on the frozen encoder.
+similarity on the clause mean, lost 3.8 points of F1 on validation (0.552 against 0.590): not the default.
+The task heads used here are thrown away: the shipped sentiment and theme heads are trained afterwards on the
+tuned encoder's embeddings by ``KOE_ENCODER=e5-tuned koe train``, with the same calibration and thresholds as
+on the frozen encoder.
 
 Written out: ``encoder.npz`` (every tuned tensor as int8 with one scale per output row, about 19 MB;
 ``models.encoders.onnx_encoder`` turns it into an int8 ONNX graph at first use) and ``meta.json``
