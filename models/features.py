@@ -6,7 +6,9 @@ with its head and saved inside the head's artifact.
 
 The embedding block is either the text's clause-mean embedding (``emb``) or, for a featurizer with
 ``whole_text``, that and the text encoded whole side by side (``[emb | whole] / sqrt(2)``): the theme head
-reads both, the sentiment head the clause mean only.
+reads both, the sentiment head the clause mean only. A batch of comments may also carry its comments'
+clauses as a batch of their own (``clauses``, with ``clause_owner``, the comment row of each clause): the
+theme head's co-theme stage reads each comment's best clause as well as the comment.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class TextBatch:
     counts_memo: dict[tuple[str, tuple[int, int]], list[Counter[str]]] | None = field(
         default=None, repr=False, compare=False
     )
+    # The texts' clauses as a batch of their own, in text order, and the text row of each clause (non-decreasing;
+    # an empty text has none). None: each text is its own only clause (a sentence or a clause batch).
+    clauses: TextBatch | None = field(default=None, repr=False, compare=False)
+    clause_owner: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not (len(self.emb) == len(self.lemmas) == len(self.texts)):
@@ -49,6 +55,16 @@ class TextBatch:
             raise ValueError(
                 f"TextBatch whole-text embeddings {self.whole.shape} differ from emb {self.emb.shape}"
             )
+        if (self.clauses is None) != (self.clause_owner is None):
+            raise ValueError("TextBatch clauses and clause_owner come together")
+        if self.clauses is not None and self.clause_owner is not None:
+            owner = np.asarray(self.clause_owner)
+            if len(owner) != len(self.clauses):
+                raise ValueError(
+                    f"TextBatch clause_owner has {len(owner)} rows for {len(self.clauses)} clauses"
+                )
+            if len(owner) and (np.any(np.diff(owner) < 0) or owner[0] < 0 or owner[-1] >= len(self.texts)):
+                raise ValueError("TextBatch clause_owner must be non-decreasing text rows")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -64,11 +80,21 @@ class TextBatch:
 
     def take(self, index: Sequence[int] | np.ndarray) -> TextBatch:
         idx = [int(i) for i in index]
+        clauses, owner = None, None
+        if self.clauses is not None and self.clause_owner is not None:
+            rows = np.arange(len(self))
+            start = np.searchsorted(self.clause_owner, rows, side="left")
+            stop = np.searchsorted(self.clause_owner, rows, side="right")
+            picked = [np.arange(start[i], stop[i]) for i in idx]
+            clauses = self.clauses.take(np.concatenate(picked) if picked else np.zeros(0, int))
+            owner = np.repeat(np.arange(len(idx)), [len(p) for p in picked])
         return TextBatch(
             self.emb[idx],
             [self.lemmas[i] for i in idx],
             [self.texts[i] for i in idx],
             whole=None if self.whole is None else self.whole[idx],
+            clauses=clauses,
+            clause_owner=owner,
         )
 
     @staticmethod
@@ -76,12 +102,28 @@ class TextBatch:
         whole = None
         if any(b.whole is not None for b in batches):
             whole = np.vstack([b.emb if b.whole is None else b.whole for b in batches])
+        clauses, owner = None, None
+        if any(b.clauses is not None for b in batches):
+            split = [b.clause_batch() for b in batches]
+            offsets = np.cumsum([0, *(len(b) for b in batches)])
+            clauses = TextBatch.concat([c for c, _ in split])
+            owner = np.concatenate([o + off for (_, o), off in zip(split, offsets, strict=False)])
         return TextBatch(
             np.vstack([b.emb for b in batches]),
             [lem for b in batches for lem in b.lemmas],
             [t for b in batches for t in b.texts],
             whole=whole,
+            clauses=clauses,
+            clause_owner=owner,
         )
+
+    def clause_batch(self) -> tuple[TextBatch, np.ndarray]:
+        """The texts' clauses and the text row of each; a batch without ``clauses`` is its own clauses (each
+        text as it is, so a head reads the same features for the text and for its only clause)."""
+        if self.clauses is not None and self.clause_owner is not None:
+            return self.clauses, np.asarray(self.clause_owner)
+        own = TextBatch(self.emb, self.lemmas, self.texts, whole=self.whole, counts_memo=self.counts_memo)
+        return own, np.arange(len(self))
 
     def dense(self, whole_text: bool) -> np.ndarray:
         """The embedding block: ``emb``, or with ``whole_text`` ``[emb | whole] / sqrt(2)`` (unit norm again)."""
@@ -143,8 +185,14 @@ class Featurizer:
         ``coef_t`` is the (n_features, k) transposed coefficient matrix, C-contiguous: a sparse row
         times a contiguous column block is about 40 times faster than times a transposed view, and
         skipping the ``hstack`` saves most of the rest (a single short text: 1 ms -> 0.3 ms).
+
+        The dense block is multiplied in float64: in float32, OpenBLAS's rounding depends on how many rows
+        share the product (one row takes another kernel than twenty), so a text's scores moved in the 7th
+        digit between ``/v1/classify``, a job chunk and ``koe analyze``, and a score at a display-rounding or
+        threshold edge could read differently in each. The sparse blocks are summed row by row in a fixed
+        order whatever the batch.
         """
-        out = batch.dense(self.whole_text) @ coef_t[: self.dim_]
+        out = batch.dense(self.whole_text).astype(np.float64) @ coef_t[: self.dim_].astype(np.float64)
         lo = self.dim_
         hi = lo + len(self.lemma_.terms_)
         if self.lemma_weight:

@@ -81,18 +81,20 @@ def batches(
         whole = comment_emb.copy()
         if rows:
             whole[rows] = multi_emb
+    clauses = TextBatch(
+        clause_emb,
+        [lemmas for p in prepared for lemmas in p.clause_lemmas],
+        [c for p in prepared for c in p.clauses],
+        counts_memo={},  # both heads read these batches: count each text's terms once
+    )
     comments = TextBatch(
         comment_emb,
         [p.lemmas for p in prepared],
         [p.text for p in prepared],
         whole=whole,
-        counts_memo={},  # both heads read these batches: count each text's terms once
-    )
-    clauses = TextBatch(
-        clause_emb,
-        [lemmas for p in prepared for lemmas in p.clause_lemmas],
-        [c for p in prepared for c in p.clauses],
         counts_memo={},
+        clauses=clauses,  # the theme head's co-theme stage reads each comment's best clause
+        clause_owner=np.repeat(np.arange(len(prepared)), [len(p.clauses) for p in prepared]),
     )
     return comments, clauses
 

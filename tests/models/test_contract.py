@@ -100,12 +100,22 @@ def test_themes_co_theme_stage_is_optional(tmp_path) -> None:
     assert loaded.stack_coef_ is None
     assert np.allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-2)
     stacked, _ = _fit_themes()
-    assert stacked.stack_coef_.shape == (2, 4)  # both themes' logits, then both themes' neighbour votes
+    # both themes' logits, their neighbour votes, their best-clause logits
+    assert stacked.stack_coef_.shape == (2, 6)
     assert ((stacked.predict_proba(X) >= stacked.thresholds_).mean(axis=0) > 0).all()
     no_votes, _ = _fit_themes(knn=0)
-    assert no_votes.stack_coef_.shape == (2, 2)
+    assert no_votes.stack_coef_.shape == (2, 4)
     loaded = ThemeClassifier.load(no_votes.save(tmp_path / "n"), encoder_name="enc-a")
     assert loaded.knn == 0 and np.allclose(loaded.predict_proba(X), no_votes.predict_proba(X), atol=1e-2)
+    logits_only, _ = _fit_themes(knn=0, clause_max=False)
+    assert logits_only.stack_coef_.shape == (2, 2)
+    # an artifact saved before the best-clause logits existed has no such key and loads without them
+    path = logits_only.save(tmp_path / "old")
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    del config["clause_max"]
+    (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    old = ThemeClassifier.load(path, encoder_name="enc-a")
+    assert not old.clause_max and np.allclose(old.predict_proba(X), logits_only.predict_proba(X), atol=1e-2)
 
 
 def test_heads_refuse_another_encoder(tmp_path) -> None:

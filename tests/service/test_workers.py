@@ -256,7 +256,13 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path: Path, pg_url: str, broker
         differ = [
             r.seq for r, ref in zip(rows, ref_rows, strict=True) if _classification(r) != _classification(ref)
         ]
-        assert not differ, f"rows classified differently after the kill: {differ}"
+        shown = {
+            r.seq: (_classification(r), _classification(ref)) for r, ref in zip(rows, ref_rows, strict=True)
+        }
+        assert not differ, (
+            f"rows classified differently after the kill: {differ}; the first, then the reference: "
+            + (f"{shown[differ[0]]}" if differ else "")
+        )
         assert _comparable(summary) == _comparable(reference)
     finally:
         for w in workers:
