@@ -99,27 +99,38 @@ def knn_votes(
 ) -> np.ndarray:
     """Per theme, the logit of the similarity-weighted share of the ``k`` nearest bank rows carrying it.
 
-    ``X`` and ``bank`` are unit rows (cosine = dot product, in float64 so a text's votes do not depend
-    on its batch: ``Featurizer.logits``); weights are ``exp(temperature * cosine)``
-    over the ``k`` nearest; shares are clipped to [0.02, 0.98] so one neighbour cannot make a vote
-    infinite.
+    ``X`` and ``bank`` are unit rows (cosine = dot product); weights are ``exp(temperature * cosine)`` over
+    the ``k`` nearest; shares are clipped to [0.02, 0.98] so one neighbour cannot make a vote infinite.
+
+    A text's votes do not depend on its batch: a float32 product, whose rounding does (one row takes
+    another BLAS kernel than twenty), only shortlists the ``k + _SHORTLIST_MARGIN`` nearest rows; their
+    cosines are then computed in float64 row by row, and ties go to the lower bank row. (A float64 product
+    over the whole bank cost 3-4 times the float32 one for a request of a few texts.)
     """
     out = np.zeros((len(X), labels.shape[1]), dtype=np.float64)
     k = min(k, len(bank))
     if not len(X) or k <= 0:
         return out
-    for start in range(0, len(X), 1024):  # a block of queries at a time: the similarity matrix stays small
+    bank32 = np.asarray(bank, dtype=np.float32)
+    short = min(k + _SHORTLIST_MARGIN, len(bank))
+    for start in range(0, len(X), 256):  # a block of queries at a time: the similarity matrix stays small
+        block = np.asarray(X[start : start + 256], dtype=np.float64)
         with _blas_on_this_thread():
-            sims = (
-                np.asarray(X[start : start + 1024], dtype=np.float64) @ np.asarray(bank, dtype=np.float64).T
-            )
-        near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        s = np.take_along_axis(sims, near, axis=1)
+            approx = block.astype(np.float32) @ bank32.T
+        shortlist = np.sort(np.argpartition(-approx, short - 1, axis=1)[:, :short], axis=1)
+        exact = np.einsum("nd,nsd->ns", block, bank32[shortlist].astype(np.float64))
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]  # stable: ties to the lower bank row
+        near, s = np.take_along_axis(shortlist, order, axis=1), np.take_along_axis(exact, order, axis=1)
         w = np.exp(temperature * (s - s.max(axis=1, keepdims=True)))
         w /= w.sum(axis=1, keepdims=True)
         share = np.einsum("nk,nkt->nt", w, labels[near].astype(np.float64))
-        out[start : start + len(sims)] = _logit(np.clip(share, 0.02, 0.98))
+        out[start : start + len(block)] = _logit(np.clip(share, 0.02, 0.98))
     return out
+
+
+# rows beyond k that the float32 shortlist keeps; float32 rounding moves a cosine by ~1e-7, so the true k
+# nearest are always among them
+_SHORTLIST_MARGIN = 16
 
 
 def best_clause_logits(
@@ -255,7 +266,7 @@ class ThemeClassifier(LinearCoefficients):
         self.encoder_ = encoder_name
         self.center_ = np.asarray(batch.emb, dtype=np.float32).mean(axis=0)
         self._fit_prototype_curve(batch.emb, Y, examples)
-        self.bank_ = view.astype(np.float16).astype(np.float64)  # as saved: a loaded head votes the same
+        self.bank_ = view.astype(np.float16).astype(np.float32)  # as saved: a loaded head votes the same
         self.bank_labels_ = np.asarray(Y, dtype=np.uint8)
         self.bank_texts_ = list(bank_texts) if bank_texts is not None else [""] * len(batch)
         return self
@@ -482,7 +493,7 @@ class ThemeClassifier(LinearCoefficients):
             if "stack_coef" in arrays:
                 clf.stack_coef_ = arrays["stack_coef"].astype(np.float32)
                 clf.stack_intercept_ = arrays["stack_intercept"].astype(np.float32)
-            clf.bank_ = arrays["bank"].astype(np.float64)  # votes in float64 (``knn_votes``)
+            clf.bank_ = arrays["bank"].astype(np.float32)
             clf.bank_labels_ = arrays["bank_labels"]
             clf.center_ = arrays["center"].astype(np.float32)
             clf.view_center_ = (
