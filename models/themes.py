@@ -305,8 +305,9 @@ class ThemeClassifier(LinearCoefficients):
         for k, _ in owned:
             sims.append(self._prototype_margin(X, self.examples_[self.examples_owner_ == k], exclude=k))
             targets.append(Y[:, k])
-        s, t = np.concatenate(sims), np.concatenate(targets)
-        if len(np.unique(t)) < 2:
+        s = np.concatenate(sims) if sims else np.zeros(0)
+        t = np.concatenate(targets) if targets else np.zeros(0)
+        if len(np.unique(t)) < 2:  # no trained theme with examples (a team's taxonomy), or one class only
             self.proto_a_, self.proto_b_ = 20.0, 0.0  # fallback: probability 0.5 at margin 0
             return
         model = LogisticRegression(C=10.0).fit(s.reshape(-1, 1), t)

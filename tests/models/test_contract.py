@@ -118,6 +118,17 @@ def test_themes_co_theme_stage_is_optional(tmp_path) -> None:
     assert not old.clause_max and np.allclose(old.predict_proba(X), logits_only.predict_proba(X), atol=1e-2)
 
 
+def test_themes_fit_without_any_example_sentences() -> None:
+    """A team's taxonomy may give its trained themes no example sentences: the head still fits, and a
+    theme known only by examples gets the fallback curve (probability 0.5 at margin 0)."""
+    X, y = _blobs(120)
+    Y = np.array([[lab == "negative", lab == "positive"] for lab in y], dtype=int)
+    clf = ThemeClassifier(folds=2).fit(X, Y, ["slow", "kind"], examples={}, encoder_name="enc-a")
+    assert (clf.proto_a_, clf.proto_b_) == (20.0, 0.0) and clf.examples_.shape == (0, DIM)
+    assert ((clf.predict_proba(X) >= clf.thresholds_) == Y).mean() > 0.9
+    assert clf.prototype_proba(X.emb[:2], X.emb[:1])[0] > 0.5  # a text is its own nearest example
+
+
 def test_heads_refuse_another_encoder(tmp_path) -> None:
     head, _ = _fit_sentiment()
     path = head.save(tmp_path / "s")
