@@ -105,9 +105,9 @@ class TextBatch:
         clauses, owner = None, None
         if any(b.clauses is not None for b in batches):
             split = [b.clause_batch() for b in batches]
-            offsets = np.cumsum([0, *(len(b) for b in batches)])
+            offsets = np.cumsum([0, *(len(b) for b in batches[:-1])])  # each batch's first row
             clauses = TextBatch.concat([c for c, _ in split])
-            owner = np.concatenate([o + off for (_, o), off in zip(split, offsets, strict=False)])
+            owner = np.concatenate([o + off for (_, o), off in zip(split, offsets, strict=True)])
         return TextBatch(
             np.vstack([b.emb for b in batches]),
             [lem for b in batches for lem in b.lemmas],

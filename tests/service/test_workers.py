@@ -254,14 +254,13 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path: Path, pg_url: str, broker
 
         # the classification of every row, and so the rest of the summary, as in the reference
         differ = [
-            r.seq for r, ref in zip(rows, ref_rows, strict=True) if _classification(r) != _classification(ref)
+            (r.seq, _classification(r), _classification(ref))
+            for r, ref in zip(rows, ref_rows, strict=True)
+            if _classification(r) != _classification(ref)
         ]
-        shown = {
-            r.seq: (_classification(r), _classification(ref)) for r, ref in zip(rows, ref_rows, strict=True)
-        }
         assert not differ, (
-            f"rows classified differently after the kill: {differ}; the first, then the reference: "
-            + (f"{shown[differ[0]]}" if differ else "")
+            f"rows classified differently after the kill: {[d[0] for d in differ]}; "
+            f"the first (row, after, reference): {differ[:1]}"
         )
         assert _comparable(summary) == _comparable(reference)
     finally:
