@@ -215,8 +215,9 @@ class ThemeClassifier(LinearCoefficients):
         ``batch`` is every labelled comment available for fitting (the corpus's train and validation
         splits): ``folds``-fold out-of-fold probabilities give a threshold per theme from ~4,000 comments
         instead of a few hundred, and the final regressions see all of them. The co-theme stage is
-        fitted on the first stage's out-of-fold logits, and its own out-of-fold probabilities (folds
-        over those logits) give the thresholds. ``examples`` maps each theme
+        fitted on the first stage's out-of-fold logits (the comment's and, with ``clause_max``, its best
+        clause's, each from a fold that did not see the comment) and out-of-fold neighbour votes, and its
+        own out-of-fold probabilities (folds over those inputs) give the thresholds. ``examples`` maps each theme
         id to the embeddings of its taxonomy example sentences; ``bank_texts`` (aligned with ``batch``)
         are kept as nearest-example evidence.
         """
