@@ -58,9 +58,13 @@ def comment_embeddings(clause_emb: np.ndarray, prepared: Sequence[Prepared]) -> 
     return out
 
 
+def _multi_clause_rows(prepared: Sequence[Prepared]) -> list[int]:
+    return [i for i, p in enumerate(prepared) if len(p.clauses) > 1]
+
+
 def multi_clause_texts(prepared: Sequence[Prepared]) -> list[str]:
     """The texts of several clauses, in order: the ones ``batches`` needs encoded whole too."""
-    return [p.text for p in prepared if len(p.clauses) > 1]
+    return [prepared[i].text for i in _multi_clause_rows(prepared)]
 
 
 def batches(
@@ -73,7 +77,7 @@ def batches(
     comment_emb = comment_embeddings(clause_emb, prepared)
     whole = None
     if multi_emb is not None:
-        rows = [i for i, p in enumerate(prepared) if len(p.clauses) > 1]
+        rows = _multi_clause_rows(prepared)
         if len(rows) != len(multi_emb):
             raise ValueError(
                 f"{len(multi_emb)} whole-text embeddings for {len(rows)} texts of several clauses"
