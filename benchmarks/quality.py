@@ -176,11 +176,11 @@ def custom_theme_eval(bundle: ModelBundle, test: list[Any], Y: np.ndarray) -> di
     """Custom themes, leave-one-theme-out: each trained theme in turn is scored the way a theme a team
     adds is, by the prototype margin to its five taxonomy examples (its own examples left out of the
     rival set), on the test comments' vectors as the classify stage builds them."""
-    from pipelines.classify import batches, prepare
+    from pipelines.classify import comment_embeddings, prepare
 
     themes = bundle.themes
     prepared = [prepare(it.text, bundle.tokenizer) for it in test]
-    emb = batches(prepared, bundle.encoder.encode([c for p in prepared for c in p.clauses]), None)[0].emb
+    emb = comment_embeddings(bundle.encoder.encode([c for p in prepared for c in p.clauses]), prepared)
     ids = bundle.taxonomy.ids
     f1s, precisions = [], []
     for k, theme_id in enumerate(themes.theme_ids_):
